@@ -1,0 +1,85 @@
+//! Reaching syscd over its unix socket, and turning its statuses into plain errors.
+
+use std::error::Error as _;
+use std::io;
+use std::path::Path;
+
+use anyhow::anyhow;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// Connects eagerly, so a missing or dead daemon is reported once, before any request.
+pub async fn connect(socket: &Path) -> anyhow::Result<Channel> {
+    let path = socket.to_path_buf();
+    // The URI is required by tonic but unused: every connection goes to the socket.
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .map_err(|err| unreachable_error(socket, &err))
+}
+
+fn unreachable_error(socket: &Path, err: &tonic::transport::Error) -> anyhow::Error {
+    // tonic wraps the socket's io::Error a few levels deep; its text is what the user needs.
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(io_err) = cause.downcast_ref::<io::Error>() {
+            return anyhow!(describe_unreachable(socket, io_err));
+        }
+        source = cause.source();
+    }
+    anyhow!("cannot reach syscd at {}: {err}", socket.display())
+}
+
+fn describe_unreachable(socket: &Path, err: &io::Error) -> String {
+    let hint = match err.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => " (is syscd running?)",
+        io::ErrorKind::PermissionDenied => " (the socket is root only)",
+        _ => "",
+    };
+    format!("cannot reach syscd at {}: {}{hint}", socket.display(), os_message(err))
+}
+
+/// The system's wording without Rust's " (os error N)" suffix.
+fn os_message(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rsplit_once(" (os error ") {
+        Some((message, _)) if err.raw_os_error().is_some() => message.to_string(),
+        _ => text,
+    }
+}
+
+/// The daemon's message as it sent it; the status code adds nothing a user can act on.
+pub fn rpc_error(status: tonic::Status) -> anyhow::Error {
+    if status.message().is_empty() {
+        anyhow!("{}", status.code().description().to_lowercase())
+    } else {
+        anyhow!("{}", status.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_socket_reads_like_the_system() {
+        // ENOENT on Linux.
+        let err = io::Error::from_raw_os_error(2);
+        assert_eq!(
+            describe_unreachable(Path::new("/var/lib/sysc/unix.socket"), &err),
+            "cannot reach syscd at /var/lib/sysc/unix.socket: No such file or directory (is syscd running?)"
+        );
+    }
+
+    #[test]
+    fn status_message_is_kept_verbatim() {
+        let err = rpc_error(tonic::Status::not_found("container \"web1\" not found"));
+        assert_eq!(err.to_string(), "container \"web1\" not found");
+        let err = rpc_error(tonic::Status::new(tonic::Code::Internal, ""));
+        assert_eq!(err.to_string(), "internal error");
+    }
+}

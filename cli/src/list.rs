@@ -1,0 +1,274 @@
+//! `sysc list`: every container with its live state.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sysc_proto::v1::containers_client::ContainersClient;
+use sysc_proto::v1::{Container, ContainerState, ExitStatus, ListRequest, Paths};
+use tonic::transport::Channel;
+
+use crate::connect::rpc_error;
+use crate::format::{self, Layout, Listing, OutputFormat};
+
+pub async fn show(channel: Channel, format: OutputFormat) -> anyhow::Result<()> {
+    let containers = fetch(channel).await?;
+    format::print(&format::render(&containers, format)?)?;
+    Ok(())
+}
+
+/// All containers, sorted by name so output is stable from one run to the next.
+pub async fn fetch(channel: Channel) -> anyhow::Result<Vec<Container>> {
+    let mut containers = ContainersClient::new(channel)
+        .list(ListRequest {})
+        .await
+        .map_err(rpc_error)?
+        .into_inner()
+        .containers;
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(containers)
+}
+
+/// "RUNNING", "STOPPED", "ERROR": the enum's name without its prefix. A state added to the
+/// API after this client was built shows as "UNKNOWN" rather than failing the whole list.
+pub fn state_name(state: i32) -> &'static str {
+    ContainerState::try_from(state)
+        .map(|state| {
+            let name = state.as_str_name();
+            name.strip_prefix("CONTAINER_STATE_").unwrap_or(name)
+        })
+        .unwrap_or("UNKNOWN")
+}
+
+/// One container in `list --format json|yaml`; scripts rely on these field names.
+#[derive(Debug, Serialize)]
+pub struct ContainerRecord {
+    name: String,
+    state: &'static str,
+    pid: i64,
+    ipv4: Vec<String>,
+    image: String,
+    image_fingerprint: String,
+    created_at: Option<String>,
+    started_at: Option<String>,
+    privileged: bool,
+    idmap_base: u32,
+    idmap_size: u32,
+    halt_signal: String,
+    status_detail: String,
+    config: BTreeMap<String, String>,
+    last_exit: Option<ExitRecord>,
+    paths: Option<PathsRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExitRecord {
+    code: Option<i32>,
+    signal: Option<i32>,
+    signal_name: Option<String>,
+    at: Option<String>,
+    description: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PathsRecord {
+    directory: String,
+    rootfs: String,
+    backup_file: String,
+    console_log: String,
+}
+
+impl From<&ExitStatus> for ExitRecord {
+    fn from(exit: &ExitStatus) -> Self {
+        Self {
+            code: exit.code,
+            signal: exit.signal,
+            signal_name: Some(exit.signal_name.clone()).filter(|name| !name.is_empty()),
+            at: format::rfc3339(exit.at.as_ref()),
+            description: exit.description.clone(),
+        }
+    }
+}
+
+impl From<&Paths> for PathsRecord {
+    fn from(paths: &Paths) -> Self {
+        Self {
+            directory: paths.directory.clone(),
+            rootfs: paths.rootfs.clone(),
+            backup_file: paths.backup_file.clone(),
+            console_log: paths.console_log.clone(),
+        }
+    }
+}
+
+impl Listing for Container {
+    type Record = ContainerRecord;
+    const HEADER: &'static [&'static str] = &["NAME", "STATE", "IPV4", "PID", "IMAGE", "CREATED"];
+
+    fn record(&self) -> ContainerRecord {
+        ContainerRecord {
+            name: self.name.clone(),
+            state: state_name(self.state),
+            pid: self.pid,
+            ipv4: self.ipv4.clone(),
+            image: self.image.clone(),
+            image_fingerprint: self.image_fingerprint.clone(),
+            created_at: format::rfc3339(self.created_at.as_ref()),
+            started_at: format::rfc3339(self.started_at.as_ref()),
+            privileged: self.privileged,
+            idmap_base: self.idmap_base,
+            idmap_size: self.idmap_size,
+            halt_signal: self.halt_signal.clone(),
+            status_detail: self.status_detail.clone(),
+            config: self.config.clone().into_iter().collect(),
+            last_exit: self.last_exit.as_ref().map(ExitRecord::from),
+            paths: self.paths.as_ref().map(PathsRecord::from),
+        }
+    }
+
+    fn cells(&self, layout: Layout) -> Vec<String> {
+        let none = layout.empty();
+        vec![
+            self.name.clone(),
+            state_name(self.state).to_string(),
+            layout.join(&self.ipv4),
+            if self.pid == 0 {
+                none.to_string()
+            } else {
+                self.pid.to_string()
+            },
+            self.image.clone(),
+            format::local_time(self.created_at.as_ref()).unwrap_or_else(|| none.to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sysc_proto::Timestamp;
+
+    pub fn sample_container() -> Container {
+        Container {
+            name: "web1".into(),
+            state: ContainerState::Running as i32,
+            pid: 4242,
+            ipv4: vec!["10.0.3.15".into(), "192.168.1.7".into()],
+            image: "debian/bookworm (3f2a9c1d8e7b)".into(),
+            image_fingerprint: "3f2a9c1d8e7b00112233".into(),
+            created_at: Some(Timestamp {
+                seconds: 1_714_564_800,
+                nanos: 0,
+            }),
+            started_at: Some(Timestamp {
+                seconds: 1_714_568_400,
+                nanos: 500_000_000,
+            }),
+            config: [
+                ("volatile.idmap.base".to_string(), "1000000".to_string()),
+                ("boot.autostart".to_string(), "true".to_string()),
+            ]
+            .into(),
+            privileged: false,
+            idmap_base: 1_000_000,
+            idmap_size: 65_536,
+            last_exit: Some(ExitStatus {
+                code: None,
+                signal: Some(2),
+                signal_name: "SIGINT".into(),
+                at: Some(Timestamp {
+                    seconds: 1_714_566_000,
+                    nanos: 0,
+                }),
+                description: "halted (SIGINT)".into(),
+            }),
+            paths: Some(Paths {
+                directory: "/var/lib/sysc/containers/web1".into(),
+                rootfs: "/var/lib/sysc/containers/web1/rootfs".into(),
+                backup_file: "/var/lib/sysc/containers/web1/backup.yaml".into(),
+                console_log: "/var/lib/sysc/containers/web1/console.log".into(),
+            }),
+            halt_signal: "SIGRTMIN+3".into(),
+            status_detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn states_are_named_without_prefix() {
+        assert_eq!(state_name(ContainerState::Running as i32), "RUNNING");
+        assert_eq!(state_name(ContainerState::Stopped as i32), "STOPPED");
+        assert_eq!(state_name(ContainerState::Error as i32), "ERROR");
+        assert_eq!(state_name(ContainerState::Unspecified as i32), "UNSPECIFIED");
+        assert_eq!(state_name(99), "UNKNOWN");
+    }
+
+    #[test]
+    fn json_record_has_the_documented_fields() {
+        let json = serde_json::to_value(sample_container().record()).unwrap();
+        assert_eq!(json["name"], "web1");
+        assert_eq!(json["state"], "RUNNING");
+        assert_eq!(json["pid"], 4242);
+        assert_eq!(json["ipv4"], serde_json::json!(["10.0.3.15", "192.168.1.7"]));
+        assert_eq!(json["image_fingerprint"], "3f2a9c1d8e7b00112233");
+        assert_eq!(json["created_at"], "2024-05-01T12:00:00Z");
+        assert_eq!(json["started_at"], "2024-05-01T13:00:00.500Z");
+        assert_eq!(json["privileged"], false);
+        assert_eq!(json["config"]["boot.autostart"], "true");
+        assert_eq!(json["last_exit"]["signal"], 2);
+        assert_eq!(json["last_exit"]["code"], serde_json::Value::Null);
+        assert_eq!(json["last_exit"]["description"], "halted (SIGINT)");
+        assert_eq!(json["paths"]["rootfs"], "/var/lib/sysc/containers/web1/rootfs");
+    }
+
+    #[test]
+    fn stopped_container_has_nulls_where_nothing_happened() {
+        let mut container = sample_container();
+        container.state = ContainerState::Stopped as i32;
+        container.pid = 0;
+        container.started_at = None;
+        container.last_exit = None;
+        let json = serde_json::to_value(container.record()).unwrap();
+        assert_eq!(json["pid"], 0);
+        assert_eq!(json["started_at"], serde_json::Value::Null);
+        assert_eq!(json["last_exit"], serde_json::Value::Null);
+
+        container.ipv4.clear();
+        assert_eq!(container.cells(Layout::Table)[2..4], ["-", "-"]);
+        assert_eq!(container.cells(Layout::Csv)[2..4], ["", ""]);
+    }
+
+    #[test]
+    fn table_and_csv_rows_follow_the_header() {
+        let container = sample_container();
+        let table = container.cells(Layout::Table);
+        assert_eq!(table.len(), Container::HEADER.len());
+        assert_eq!(table[..4], ["web1", "RUNNING", "10.0.3.15\n192.168.1.7", "4242"]);
+        assert_eq!(table[4], "debian/bookworm (3f2a9c1d8e7b)");
+        assert_eq!(table[5].len(), "2024-05-01 12:00:00".len());
+
+        let csv = format::render(&[container], OutputFormat::Csv).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("NAME,STATE,IPV4,PID,IMAGE,CREATED"));
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("web1,RUNNING,10.0.3.15 192.168.1.7,4242,debian/bookworm (3f2a9c1d8e7b),"),
+            "{row}"
+        );
+        assert_eq!(lines.next(), None);
+    }
+
+    #[test]
+    fn yaml_carries_the_same_fields_as_json() {
+        let yaml = format::render(&[sample_container()], OutputFormat::Yaml).unwrap();
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(parsed[0]["state"], "RUNNING");
+        assert_eq!(parsed[0]["idmap_size"], 65_536);
+    }
+
+    #[test]
+    fn table_shows_header_and_values() {
+        let table = format::render(&[sample_container()], OutputFormat::Table).unwrap();
+        for text in ["NAME", "CREATED", "web1", "RUNNING", "192.168.1.7"] {
+            assert!(table.contains(text), "{text} missing from\n{table}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Daemon types → API messages.
+
+use sysc_proto::Timestamp;
+use sysc_proto::v1 as pb;
+
+use crate::containers::{ContainerView, Live};
+use crate::db::ImageRecord;
+use crate::images::Template;
+use crate::monitor::protocol::ExitRecord;
+use crate::runtime::signals;
+
+pub fn timestamp(ms: i64) -> Option<Timestamp> {
+    (ms > 0).then(|| Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    })
+}
+
+pub fn container(view: ContainerView) -> pb::Container {
+    let record = view.record;
+    let (state, pid, started_at) = match view.live {
+        Live::Running { pid, started_at_ms, .. } => (pb::ContainerState::Running, pid, timestamp(started_at_ms)),
+        Live::Stopped => (pb::ContainerState::Stopped, 0, None),
+        Live::Lost => (pb::ContainerState::Error, 0, None),
+    };
+    let status_detail = match view.live {
+        Live::Lost => "the container's monitor is gone; stop or start it to clean up".to_string(),
+        _ => String::new(),
+    };
+    let idmap = record.idmap();
+    pb::Container {
+        name: record.name.clone(),
+        state: state as i32,
+        pid: i64::from(pid),
+        ipv4: Vec::new(),
+        image: record.image.label(),
+        image_fingerprint: record.image.fingerprint.clone(),
+        created_at: timestamp(record.created_at_ms),
+        started_at,
+        privileged: record.privileged(),
+        idmap_base: idmap.map(|m| m.host_base).unwrap_or(0),
+        idmap_size: idmap.map(|m| m.size).unwrap_or(0),
+        last_exit: view.last_exit.as_ref().map(exit_status),
+        paths: Some(pb::Paths {
+            directory: view.directory.display().to_string(),
+            rootfs: view.rootfs.display().to_string(),
+            backup_file: view.backup_file.display().to_string(),
+            console_log: view.console_log.display().to_string(),
+        }),
+        halt_signal: record.image.halt_signal.clone(),
+        status_detail,
+        config: record.config.into_iter().collect(),
+    }
+}
+
+pub fn exit_status(exit: &ExitRecord) -> pb::ExitStatus {
+    pb::ExitStatus {
+        code: exit.code,
+        signal: exit.signal,
+        signal_name: exit.signal.map(signals::name).unwrap_or_default(),
+        at: timestamp(exit.at_ms),
+        description: exit.describe(),
+    }
+}
+
+pub fn image(record: ImageRecord, used_by: Vec<String>) -> pb::Image {
+    pb::Image {
+        fingerprint: record.fingerprint,
+        template: record.template,
+        release: record.release,
+        arch: record.arch,
+        description: record.description,
+        size_bytes: record.size_bytes,
+        created_at: timestamp(record.created_at_ms),
+        used_by,
+    }
+}
+
+pub fn template(template: Template) -> pb::Template {
+    pb::Template {
+        name: template.name,
+        description: template.description,
+        path: template.path.display().to_string(),
+        default_release: template.default_release,
+        halt_signal: template.halt_signal,
+    }
+}

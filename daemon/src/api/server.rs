@@ -1,0 +1,40 @@
+//! sysc.v1.Server
+
+use std::sync::Arc;
+
+use sysc_proto::v1 as pb;
+use sysc_proto::v1::server_server::Server;
+use tonic::{Request, Response, Status};
+
+use crate::containers::Manager;
+
+pub struct ServerService {
+    manager: Arc<Manager>,
+}
+
+impl ServerService {
+    pub fn new(manager: Arc<Manager>) -> Self {
+        Self { manager }
+    }
+}
+
+#[tonic::async_trait]
+impl Server for ServerService {
+    async fn info(&self, _request: Request<pb::ServerInfoRequest>) -> Result<Response<pb::ServerInfo>, Status> {
+        let settings = &self.manager.settings;
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Response::new(pb::ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            root_dir: settings.root.display().to_string(),
+            run_dir: settings.run_dir.display().to_string(),
+            cgroup_layout: settings.cgroup.layout.as_str().to_string(),
+            cgroup_parent: settings.cgroup.parent.clone(),
+            storage_driver: self.manager.storage.name().to_string(),
+            storage_source: self.manager.storage.source(),
+            kernel,
+            idmap_base: settings.idmap_base,
+        }))
+    }
+}

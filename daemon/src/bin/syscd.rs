@@ -1,0 +1,138 @@
+//! syscd: the sysc daemon.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use syscd::cgroup::CgroupConfig;
+use syscd::server::{self, StorageOptions};
+use syscd::settings::Settings;
+use syscd::storage::DriverChoice;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CgroupDriver {
+    /// Detect the host's layout
+    Auto,
+    /// Pure cgroup v2 (on a hybrid host: its controller-less cgroup2, without limits)
+    V2,
+    /// v1 controllers plus a controller-less cgroup2
+    Hybrid,
+}
+
+/// The sysc daemon: runs system containers and serves the sysc API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Directory for all persistent state
+    #[arg(long, default_value = "/var/lib/sysc", env = "SYSC_ROOT")]
+    root: PathBuf,
+    /// Directory for monitor sockets (should be on a tmpfs)
+    #[arg(long, default_value = "/run/sysc")]
+    run_dir: PathBuf,
+    /// API socket [default: ROOT/unix.socket]
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Directory under each cgroup hierarchy that holds the containers' cgroups
+    #[arg(long, default_value = "sysc")]
+    cgroup_parent: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    cgroup_driver: CgroupDriver,
+    /// Where the cgroup hierarchies are mounted
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    cgroup_root: PathBuf,
+    /// Directory of template scripts [default: next to the binary's source tree, else /usr/share/sysc/templates]
+    #[arg(long, env = "SYSC_TEMPLATES")]
+    templates: Option<PathBuf>,
+    /// Cache directory handed to templates (debootstrap output and the like)
+    #[arg(long, default_value = "/var/cache/sysc")]
+    template_cache: PathBuf,
+    /// First host uid/gid of the first container's private range
+    #[arg(long, default_value_t = 1_000_000)]
+    idmap_base: u32,
+    /// Driver of the default storage pool, when it is first created
+    #[arg(long, value_enum, default_value = "auto")]
+    storage_driver: DriverChoice,
+    /// Size of the default pool's loop file (btrfs), in GiB, when it is first created
+    #[arg(long, default_value_t = 20)]
+    storage_size_gib: u64,
+}
+
+fn templates_dir(given: Option<PathBuf>, exe: &Path) -> PathBuf {
+    if let Some(dir) = given {
+        return dir;
+    }
+    // target/{debug,release}/syscd → the source tree's templates/
+    let from_source_tree = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .map(|p| p.join("templates"));
+    from_source_tree
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/usr/share/sysc/templates"))
+}
+
+fn cgroup_config(args: &Args) -> anyhow::Result<CgroupConfig> {
+    let detected = CgroupConfig::detect(&args.cgroup_root, &args.cgroup_parent)?;
+    Ok(match args.cgroup_driver {
+        CgroupDriver::Auto => detected,
+        CgroupDriver::V2 => CgroupConfig::v2(detected.unified, &args.cgroup_parent),
+        CgroupDriver::Hybrid => {
+            if detected.layout != syscd::cgroup::Layout::Hybrid {
+                bail!(
+                    "--cgroup-driver hybrid: {} has no v1 controllers",
+                    args.cgroup_root.display()
+                );
+            }
+            detected
+        }
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if !nix::unistd::geteuid().is_root() {
+        bail!("syscd must run as root");
+    }
+    let exe = std::env::current_exe().context("find syscd's own path")?;
+    let monitor_exe = exe.with_file_name("sysc-monitor");
+    if !monitor_exe.is_file() {
+        bail!("sysc-monitor not found next to syscd ({})", monitor_exe.display());
+    }
+    let settings = Settings {
+        socket: args.socket.clone().unwrap_or_else(|| args.root.join("unix.socket")),
+        cgroup: cgroup_config(&args)?,
+        templates_dir: templates_dir(args.templates.clone(), &exe),
+        template_cache: args.template_cache.clone(),
+        idmap_base: args.idmap_base,
+        monitor_exe,
+        root: args.root.clone(),
+        run_dir: args.run_dir.clone(),
+    };
+    tracing::info!(
+        cgroups = settings.cgroup.layout.as_str(),
+        templates = %settings.templates_dir.display(),
+        "starting"
+    );
+    let storage = StorageOptions {
+        driver: args.storage_driver,
+        size_bytes: args.storage_size_gib << 30,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    runtime.block_on(server::run(settings, storage, shutdown_signal()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,119 @@
+//! The hybrid driver: v1 controllers (memory, cpu, cpuset, pids, ...) in their own
+//! hierarchies, each with a directory per container, plus the controller-less cgroup2
+//! for tracking and killing processes and for systemd inside the container.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::files::{chown, kill_unified, mkdir, procs_recursive, rmdir_if_unused, rmdir_tree, wait_empty, write};
+use super::unified::create_delegated;
+use super::{CgroupConfig, CgroupDriver, Owner, Result};
+
+pub struct Hybrid {
+    unified_parent: PathBuf,
+    v1_parents: Vec<PathBuf>,
+}
+
+impl Hybrid {
+    pub fn new(config: &CgroupConfig) -> Self {
+        Self {
+            unified_parent: config.unified.join(&config.parent),
+            v1_parents: config.v1.iter().map(|h| h.join(&config.parent)).collect(),
+        }
+    }
+
+    fn is_cpuset(dir: &Path) -> bool {
+        dir.join("cpuset.cpus").exists()
+    }
+
+    /// A new cpuset cgroup starts with no CPUs and no memory nodes; it inherits its
+    /// parent's so that processes may join it.
+    fn init_cpuset(dir: &Path) -> Result<()> {
+        let parent = dir.parent().unwrap_or(dir);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let current = fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if current.trim().is_empty() {
+                let inherited = fs::read_to_string(parent.join(file)).unwrap_or_default();
+                write(&dir.join(file), inherited.trim())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_v1(dir: &Path) -> Result<()> {
+        mkdir(dir)?;
+        if Self::is_cpuset(dir) {
+            Self::init_cpuset(dir)?;
+        }
+        Ok(())
+    }
+
+    /// The named systemd hierarchy is delegated like cgroup2: systemd tools look there.
+    fn is_systemd_hierarchy(parent: &Path) -> bool {
+        parent
+            .parent()
+            .and_then(|h| h.file_name())
+            .is_some_and(|n| n == "systemd")
+    }
+}
+
+impl CgroupDriver for Hybrid {
+    fn create(&self, name: &str, owner: Option<Owner>) -> Result<()> {
+        for parent in &self.v1_parents {
+            Self::create_v1(parent)?;
+            let dir = parent.join(name);
+            Self::create_v1(&dir)?;
+            if let (Some(owner), true) = (owner, Self::is_systemd_hierarchy(parent)) {
+                chown(&dir, owner.uid, owner.gid)?;
+                chown(&dir.join("cgroup.procs"), owner.uid, owner.gid)?;
+            }
+        }
+        mkdir(&self.unified_parent)?;
+        create_delegated(&self.unified_parent.join(name), owner)
+    }
+
+    fn attach(&self, name: &str, pid: i32) -> Result<()> {
+        let pid = pid.to_string();
+        for parent in &self.v1_parents {
+            write(&parent.join(name).join("cgroup.procs"), &pid)?;
+        }
+        write(&self.unified_parent.join(name).join("cgroup.procs"), &pid)
+    }
+
+    fn processes(&self, name: &str) -> Result<Vec<i32>> {
+        procs_recursive(&self.unified_parent.join(name))
+    }
+
+    fn kill(&self, name: &str) -> Result<()> {
+        kill_unified(&self.unified_parent.join(name))
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        let unified = self.unified_parent.join(name);
+        kill_unified(&unified)?;
+        if unified.exists() {
+            wait_empty(&unified, Duration::from_secs(10))?;
+        }
+        for parent in &self.v1_parents {
+            let dir = parent.join(name);
+            if dir.exists() {
+                // Every process of the container is in its cgroup2 subtree too, so this only
+                // catches a process that was never attached there.
+                for pid in procs_recursive(&dir)? {
+                    // SAFETY: plain kill(2) of a PID listed in the container's own cgroup.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                wait_empty(&dir, Duration::from_secs(10))?;
+                rmdir_tree(&dir)?;
+            }
+        }
+        rmdir_tree(&unified)
+    }
+
+    fn remove_parent(&self) {
+        for parent in self.v1_parents.iter().chain([&self.unified_parent]) {
+            rmdir_if_unused(parent);
+        }
+    }
+}

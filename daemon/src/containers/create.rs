@@ -1,0 +1,147 @@
+//! create (and launch = create + start).
+//!
+//! Order, so that a crash at any point leaves nothing half-made once start-up recovery
+//! has run: claim the name (record status Creating, flushed), clone the image, set up
+//! the rootfs, mark Ready. Recovery deletes whatever a Creating record points at.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{ContainerView, Manager};
+use crate::db::{ContainerRecord, RecordStatus};
+use crate::error::{Error, Result};
+use crate::images::blocking;
+use crate::keys;
+use crate::names;
+use crate::progress::Progress;
+use crate::settings::IDMAP_SIZE;
+use crate::storage::VolumeKind;
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateParams {
+    pub name: String,
+    pub template: String,
+    pub release: String,
+    pub arch: String,
+    pub config: BTreeMap<String, String>,
+    pub start: bool,
+}
+
+impl Manager {
+    pub async fn create(self: &Arc<Self>, params: CreateParams, progress: Progress) -> Result<ContainerView> {
+        names::validate(&params.name)?;
+        let mut config = BTreeMap::new();
+        for (key, value) in &params.config {
+            config.insert(key.clone(), keys::validate(key, value)?);
+        }
+        let template = self.images.template(&params.template)?;
+        let name = params.name.clone();
+        let _guard = self.locks.lock(&name).await;
+        if self.db.container(&name)?.is_some() {
+            return Err(Error::AlreadyExists(format!("container {name} already exists")));
+        }
+        let arch = if params.arch.is_empty() {
+            crate::images::host_arch()
+        } else {
+            params.arch.clone()
+        };
+        let image = self.images.ensure(&template, &params.release, &arch, &progress).await?;
+
+        progress.stage(format!("creating container {name}"));
+        let record = self.claim(&name, image.record.clone(), config).await?;
+        if let Err(e) = self.materialize(&record).await {
+            self.undo_create(&name).await;
+            return Err(e);
+        }
+        drop(image);
+        let record = self.record(&name)?;
+        if params.start {
+            progress.stage(format!("starting {name}"));
+            self.start_locked(&record).await?;
+        }
+        Ok(self.view_of(record).await)
+    }
+
+    /// Records the new container (status Creating) with a private id range that no
+    /// other container has.
+    async fn claim(
+        &self,
+        name: &str,
+        image: crate::db::ImageRecord,
+        mut config: BTreeMap<String, String>,
+    ) -> Result<ContainerRecord> {
+        let _claim = self.claim.lock().await;
+        if !keys::get_bool(&config, "security.privileged") {
+            let base = self.free_idmap_base()?;
+            config.insert(keys::IDMAP_BASE.into(), base.to_string());
+            config.insert(keys::IDMAP_SIZE.into(), IDMAP_SIZE.to_string());
+        }
+        let record = ContainerRecord {
+            name: name.to_string(),
+            status: RecordStatus::Creating,
+            pool: image.pool.clone(),
+            image,
+            created_at_ms: crate::time::now_ms(),
+            config,
+            last_exit: None,
+        };
+        self.db.insert_container(&record)?;
+        self.db.flush().await?;
+        Ok(record)
+    }
+
+    /// The lowest range of IDMAP_SIZE host ids from the configured base that no
+    /// container uses.
+    fn free_idmap_base(&self) -> Result<u32> {
+        let used: Vec<u32> = self
+            .db
+            .containers()?
+            .iter()
+            .filter_map(|r| r.config.get(keys::IDMAP_BASE)?.parse().ok())
+            .collect();
+        let first = u64::from(self.settings.idmap_base);
+        (0u64..)
+            .map(|slot| first + slot * u64::from(IDMAP_SIZE))
+            .take_while(|base| base + u64::from(IDMAP_SIZE) <= u64::from(u32::MAX))
+            .map(|base| base as u32)
+            .find(|base| !used.iter().any(|u| u.abs_diff(*base) < IDMAP_SIZE))
+            .ok_or_else(|| Error::FailedPrecondition("no free host id range left for a new container".into()))
+    }
+
+    async fn materialize(&self, record: &ContainerRecord) -> Result<()> {
+        let storage = self.storage.clone();
+        let (fingerprint, name) = (record.image.fingerprint.clone(), record.name.clone());
+        let volume = blocking(move || storage.clone_image(&fingerprint, &name)).await?;
+        self.link(&record.name)?;
+        super::setup::personalize(&crate::storage::volume_rootfs(&volume), &record.name)?;
+        let mut record = record.clone();
+        record.status = RecordStatus::Ready;
+        self.save(&record).await
+    }
+
+    /// `<root>/containers/<name>` → the container's volume.
+    pub(super) fn link(&self, name: &str) -> Result<()> {
+        let link = self.settings.container_link(name);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("create {}", parent.display()), e))?;
+        }
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(self.volume(name), &link)
+            .map_err(|e| Error::internal(format!("link {}", link.display()), e))
+    }
+
+    /// Removes everything a create made; used on failure and by recovery.
+    pub(super) async fn undo_create(&self, name: &str) {
+        let storage = self.storage.clone();
+        let volume_name = name.to_string();
+        if let Err(e) = blocking(move || storage.delete(VolumeKind::Container, &volume_name)).await {
+            tracing::warn!(container = %name, "removing the volume of a failed create: {e}");
+        }
+        let _ = std::fs::remove_file(self.settings.container_link(name));
+        let _ = std::fs::remove_dir_all(self.settings.monitor_dir(name));
+        if let Err(e) = self.db.remove_container(name) {
+            tracing::warn!(container = %name, "removing the record of a failed create: {e}");
+        }
+        let _ = self.db.flush().await;
+    }
+}

@@ -1,0 +1,44 @@
+//! delete. Marked Deleting (flushed) before anything is removed, so a crash midway is
+//! finished by start-up recovery instead of leaving a record without a rootfs.
+
+use std::sync::Arc;
+
+use super::{Live, Manager};
+use crate::db::RecordStatus;
+use crate::error::{Error, Result};
+use crate::images::blocking;
+use crate::storage::VolumeKind;
+
+impl Manager {
+    pub async fn delete(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+        let _guard = self.locks.lock(name).await;
+        let mut record = self.record(name)?;
+        match self.probe(name).await {
+            Live::Stopped => {}
+            _ if !force => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {name} is running; stop it first or use --force"
+                )));
+            }
+            _ => {
+                self.stop_locked(&record, true, std::time::Duration::ZERO).await?;
+            }
+        }
+        record.status = RecordStatus::Deleting;
+        self.db.put_container(&record)?;
+        self.db.flush().await?;
+        self.finish_delete(name).await?;
+        tracing::info!(container = %name, "deleted");
+        Ok(())
+    }
+
+    pub(super) async fn finish_delete(&self, name: &str) -> Result<()> {
+        let storage = self.storage.clone();
+        let volume = name.to_string();
+        blocking(move || storage.delete(VolumeKind::Container, &volume)).await?;
+        let _ = std::fs::remove_file(self.settings.container_link(name));
+        let _ = std::fs::remove_dir_all(self.settings.monitor_dir(name));
+        self.db.remove_container(name)?;
+        self.db.flush().await
+    }
+}

@@ -1,0 +1,155 @@
+//! start, stop, restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::monitor_client::{MonitorClient, spawn_monitor};
+use super::{ContainerView, Live, Manager};
+use crate::db::ContainerRecord;
+use crate::error::{Error, Result};
+use crate::monitor::protocol::{ExitRecord, Request, Response};
+use crate::runtime::{ContainerSpec, signals};
+
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long processes may take to die after SIGKILL before we call it a failure.
+const KILL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The timeout a client asked for; 0 means the default.
+pub fn stop_timeout(seconds: u32) -> Duration {
+    if seconds == 0 {
+        DEFAULT_STOP_TIMEOUT
+    } else {
+        Duration::from_secs(u64::from(seconds))
+    }
+}
+
+const INIT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Manager {
+    pub async fn start(self: &Arc<Self>, name: &str) -> Result<ContainerView> {
+        let _guard = self.locks.lock(name).await;
+        let record = self.record(name)?;
+        self.start_locked(&record).await?;
+        Ok(self.view_of(record).await)
+    }
+
+    /// Starts a container; the caller holds its lock.
+    pub(super) async fn start_locked(self: &Arc<Self>, record: &ContainerRecord) -> Result<i32> {
+        let name = &record.name;
+        match self.probe(name).await {
+            Live::Running { .. } => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {name} is already running"
+                )));
+            }
+            Live::Lost => {
+                self.clean_up_lost(record).await?;
+            }
+            Live::Stopped => {}
+        }
+        self.collect_exit(name).await?;
+        let run_dir = self.settings.monitor_dir(name);
+        std::fs::create_dir_all(&run_dir).map_err(|e| Error::internal(format!("create {}", run_dir.display()), e))?;
+        let volume = self.volume(name);
+        let spec = ContainerSpec {
+            name: name.clone(),
+            hostname: name.clone(),
+            rootfs: crate::storage::volume_rootfs(&volume),
+            init: record.image.init.clone(),
+            env: vec![
+                "container=sysc".into(),
+                format!("PATH={INIT_PATH}"),
+                "TERM=linux".into(),
+            ],
+            idmap: record.idmap(),
+            cgroup: self.settings.cgroup.clone(),
+            run_dir,
+            console_log: volume.join("console.log"),
+        };
+        let pid = spawn_monitor(&self.settings.monitor_exe, &spec, &volume.join("monitor.log"))
+            .await
+            .map_err(|e| Error::Internal(format!("start {name}: {e}")))?;
+        tracing::info!(container = %name, pid, "started");
+        self.watch(name);
+        Ok(pid)
+    }
+
+    pub async fn stop(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
+        let _guard = self.locks.lock(name).await;
+        let record = self.record(name)?;
+        self.stop_locked(&record, force, timeout).await?;
+        Ok(self.view_of(record).await)
+    }
+
+    pub async fn restart(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
+        let _guard = self.locks.lock(name).await;
+        let record = self.record(name)?;
+        self.stop_locked(&record, force, timeout).await?;
+        self.start_locked(&record).await?;
+        Ok(self.view_of(record).await)
+    }
+
+    /// Stops a running container: its init's halt signal, then SIGKILL to everything
+    /// once `timeout` has passed (at once with `force`). The caller holds its lock.
+    pub(super) async fn stop_locked(
+        &self,
+        record: &ContainerRecord,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<ExitRecord> {
+        let name = &record.name;
+        if self.probe(name).await == Live::Lost {
+            return self.clean_up_lost(record).await;
+        }
+        let client = MonitorClient::new(self.settings.monitor_socket(name));
+        let Ok(mut waiter) = client.waiter().await else {
+            return Err(Error::FailedPrecondition(format!("container {name} is not running")));
+        };
+        if !force {
+            let signal = signals::parse(&record.image.halt_signal).unwrap_or(libc::SIGPWR);
+            match client.request(&Request::Signal { signal }).await {
+                Ok(Response::Ok) => {
+                    if let Ok(Ok(_)) = tokio::time::timeout(timeout, waiter.exited()).await {
+                        return self.finish_stop(name).await;
+                    }
+                    tracing::info!(container = %name, "no clean shutdown within {timeout:?}; killing");
+                }
+                other => tracing::warn!(container = %name, "halt signal not delivered ({other:?}); killing"),
+            }
+        }
+        let _ = client.request(&Request::Kill).await;
+        match tokio::time::timeout(KILL_TIMEOUT, waiter.exited()).await {
+            Ok(_) => self.finish_stop(name).await,
+            Err(_) => Err(Error::Internal(format!("container {name} did not stop after SIGKILL"))),
+        }
+    }
+
+    async fn finish_stop(&self, name: &str) -> Result<ExitRecord> {
+        let exit = self.collect_exit(name).await?;
+        tracing::info!(container = %name, "stopped");
+        exit.ok_or_else(|| Error::Internal(format!("container {name} stopped without an exit record")))
+    }
+
+    /// A monitor that vanished leaves its container unsupervised: kill whatever is
+    /// left in its cgroups and record the run as ended.
+    pub(super) async fn clean_up_lost(&self, record: &ContainerRecord) -> Result<ExitRecord> {
+        let name = record.name.clone();
+        tracing::warn!(container = %name, "monitor is gone; killing what is left of the container");
+        let cgroup = self.settings.cgroup.clone();
+        let cgroup_name = name.clone();
+        tokio::task::spawn_blocking(move || cgroup.driver().remove(&cgroup_name))
+            .await
+            .map_err(|e| Error::internal("cgroup task", e))?
+            .map_err(|e| Error::internal(format!("clean up {name}"), e))?;
+        let _ = std::fs::remove_file(self.settings.monitor_socket(&name));
+        let exit = ExitRecord {
+            code: None,
+            signal: Some(libc::SIGKILL),
+            at_ms: crate::time::now_ms(),
+        };
+        let mut record = record.clone();
+        record.last_exit = Some(exit.clone());
+        self.save(&record).await?;
+        Ok(exit)
+    }
+}

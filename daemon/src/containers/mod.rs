@@ -1,0 +1,84 @@
+//! Container lifecycle: the daemon's records (sled) on one side, the monitors that
+//! run containers on the other. Every change to one container holds that container's
+//! lock, so requests on it are serialized.
+
+mod create;
+mod delete;
+mod exits;
+mod lifecycle;
+pub mod monitor_client;
+mod recover;
+mod rename;
+mod setup;
+mod view;
+
+use std::sync::Arc;
+
+pub use create::CreateParams;
+pub use lifecycle::stop_timeout;
+pub use view::{ContainerView, Live};
+
+use crate::db::{ContainerRecord, Db, RecordStatus};
+use crate::error::{Error, Result};
+use crate::images::Images;
+use crate::locks::KeyedLocks;
+use crate::settings::Settings;
+use crate::storage::{SharedDriver, VolumeKind};
+
+pub struct Manager {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub storage: SharedDriver,
+    pub images: Arc<Images>,
+    locks: KeyedLocks,
+    /// Serializes the step that picks an id range and claims a name.
+    claim: tokio::sync::Mutex<()>,
+}
+
+impl Manager {
+    pub fn new(settings: Arc<Settings>, db: Db, storage: SharedDriver, images: Arc<Images>) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            db,
+            storage,
+            images,
+            locks: KeyedLocks::default(),
+            claim: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The record of an existing, complete container.
+    fn record(&self, name: &str) -> Result<ContainerRecord> {
+        match self.db.container(name)? {
+            Some(record) if record.status == RecordStatus::Ready => Ok(record),
+            Some(_) => Err(Error::FailedPrecondition(format!(
+                "container {name} is being created, renamed or deleted"
+            ))),
+            None => Err(Error::NotFound(format!("container {name} not found"))),
+        }
+    }
+
+    fn volume(&self, name: &str) -> std::path::PathBuf {
+        self.storage.path(VolumeKind::Container, name)
+    }
+
+    /// Saves a record and makes it durable, with its backup.yaml beside the rootfs.
+    async fn save(&self, record: &ContainerRecord) -> Result<()> {
+        self.db.put_container(record)?;
+        self.db.flush().await?;
+        self.write_backup(record);
+        Ok(())
+    }
+
+    /// backup.yaml: enough to rebuild the database from disk. Failing to write it is
+    /// logged, not fatal: the database stays the source of truth.
+    fn write_backup(&self, record: &ContainerRecord) {
+        let path = self.volume(&record.name).join("backup.yaml");
+        let result = serde_yaml::to_string(record)
+            .map_err(std::io::Error::other)
+            .and_then(|yaml| crate::fsutil::write_atomic(&path, yaml.as_bytes()));
+        if let Err(e) = result {
+            tracing::warn!(container = %record.name, "writing {}: {e}", path.display());
+        }
+    }
+}

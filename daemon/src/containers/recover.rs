@@ -1,0 +1,88 @@
+//! Start-up: finish or undo what a crash interrupted, re-attach to the monitors of
+//! running containers, record how the others ended, and autostart.
+
+use std::sync::Arc;
+
+use super::{Live, Manager};
+use crate::db::RecordStatus;
+use crate::error::Result;
+use crate::keys;
+use crate::storage::{VolumeKind, is_temporary};
+
+impl Manager {
+    pub async fn recover(self: &Arc<Self>) -> Result<()> {
+        self.images.recover()?;
+        for record in self.db.containers()? {
+            let name = record.name.clone();
+            match &record.status {
+                RecordStatus::Ready => {}
+                RecordStatus::Creating => {
+                    tracing::info!(container = %name, "undoing a create that was interrupted");
+                    self.undo_create(&name).await;
+                }
+                RecordStatus::Deleting => {
+                    tracing::info!(container = %name, "finishing a delete that was interrupted");
+                    self.finish_delete(&name).await?;
+                }
+                RecordStatus::Renaming { to } => {
+                    tracing::info!(container = %name, new_name = %to, "finishing a rename that was interrupted");
+                    let to = to.clone();
+                    self.finish_rename(&record, &to).await?;
+                }
+            }
+        }
+        for name in self.storage.list(VolumeKind::Container)? {
+            if is_temporary(&name) {
+                self.storage.delete(VolumeKind::Container, &name)?;
+            } else if self.db.container(&name)?.is_none() {
+                tracing::warn!(volume = %name, "container volume without a record; left alone");
+            }
+        }
+        for record in self.db.containers()? {
+            let name = record.name.clone();
+            let _guard = self.locks.lock(&name).await;
+            match self.probe(&name).await {
+                Live::Running { pid, .. } => {
+                    tracing::info!(container = %name, pid, "re-attached to running container");
+                    self.watch(&name);
+                }
+                Live::Lost => {
+                    self.clean_up_lost(&record).await?;
+                }
+                Live::Stopped => {
+                    if let Some(exit) = self.collect_exit(&name).await? {
+                        tracing::info!(container = %name, "ended while the daemon was down: {}", exit.describe());
+                        if exit.is_reboot() {
+                            self.restart_after_reboot(&name).await;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts every stopped container with boot.autostart=true, in the background so
+    /// the API is served meanwhile.
+    pub fn autostart(self: &Arc<Self>) {
+        let manager = self.clone();
+        tokio::spawn(async move {
+            let Ok(records) = manager.db.containers() else { return };
+            let starts = records
+                .into_iter()
+                .filter(|r| r.status == RecordStatus::Ready && keys::get_bool(&r.config, "boot.autostart"))
+                .map(|r| {
+                    let manager = manager.clone();
+                    async move {
+                        if manager.probe(&r.name).await == Live::Stopped {
+                            match manager.start(&r.name).await {
+                                Ok(_) => tracing::info!(container = %r.name, "autostarted"),
+                                Err(e) => tracing::warn!(container = %r.name, "autostart failed: {e}"),
+                            }
+                        }
+                    }
+                });
+            futures::future::join_all(starts).await;
+        });
+    }
+}

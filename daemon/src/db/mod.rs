@@ -1,0 +1,191 @@
+//! The daemon's database (sled), the source of truth for containers, images and
+//! storage pools. Values are JSON. Every write that changes state is flushed before the
+//! request that made it returns, and multi-key changes are one transaction.
+
+mod records;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+pub use records::{ContainerRecord, ImageRecord, PoolRecord, RecordStatus};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct Db {
+    db: sled::Db,
+    containers: sled::Tree,
+    images: sled::Tree,
+    pools: sled::Tree,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records always serialize")
+}
+
+fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::Internal(format!(
+            "database: corrupt {tree} record {}: {e}",
+            String::from_utf8_lossy(key)
+        ))
+    })
+}
+
+/// sled reports its file lock being held only in an error message.
+fn is_lock_conflict(error: &std::io::Error) -> bool {
+    error.to_string().starts_with("could not acquire lock")
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(path).open().map_err(|e| match e {
+            sled::Error::Io(io) if is_lock_conflict(&io) => Error::FailedPrecondition(format!(
+                "database {} is in use (is another syscd running with this --root?)",
+                path.display()
+            )),
+            other => Error::Db(other),
+        })?;
+        Ok(Self {
+            containers: db.open_tree("containers")?,
+            images: db.open_tree("images")?,
+            pools: db.open_tree("pools")?,
+            db,
+        })
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, name: &str, key: &str) -> Result<Option<T>> {
+        tree.get(key)?.map(|v| decode(name, key.as_bytes(), &v)).transpose()
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &str) -> Result<Vec<T>> {
+        tree.iter()
+            .map(|item| {
+                let (k, v) = item?;
+                decode(name, &k, &v)
+            })
+            .collect()
+    }
+
+    pub fn container(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        Self::get(&self.containers, "container", name)
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        Self::all(&self.containers, "container")
+    }
+
+    /// Inserts a new container; refuses a name that is taken.
+    pub fn insert_container(&self, record: &ContainerRecord) -> Result<()> {
+        let previous = self
+            .containers
+            .compare_and_swap(&record.name, None::<&[u8]>, Some(encode(record)))?;
+        previous.map_err(|_| Error::AlreadyExists(format!("container {} already exists", record.name)))
+    }
+
+    pub fn put_container(&self, record: &ContainerRecord) -> Result<()> {
+        self.containers.insert(&record.name, encode(record))?;
+        Ok(())
+    }
+
+    pub fn remove_container(&self, name: &str) -> Result<()> {
+        self.containers.remove(name)?;
+        Ok(())
+    }
+
+    /// Moves a record to a new name in one transaction; refuses a taken name.
+    pub fn move_container(&self, old: &str, record: &ContainerRecord) -> Result<()> {
+        let value = encode(record);
+        (&self.containers,).transaction(|(tree,)| {
+            if tree.get(&record.name)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(Error::AlreadyExists(format!(
+                    "container {} already exists",
+                    record.name
+                ))));
+            }
+            tree.remove(old)?;
+            tree.insert(record.name.as_bytes(), value.clone())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn image(&self, fingerprint: &str) -> Result<Option<ImageRecord>> {
+        Self::get(&self.images, "image", fingerprint)
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        Self::all(&self.images, "image")
+    }
+
+    pub fn put_image(&self, record: &ImageRecord) -> Result<()> {
+        self.images.insert(&record.fingerprint, encode(record))?;
+        Ok(())
+    }
+
+    pub fn remove_image(&self, fingerprint: &str) -> Result<()> {
+        self.images.remove(fingerprint)?;
+        Ok(())
+    }
+
+    pub fn pool(&self, name: &str) -> Result<Option<PoolRecord>> {
+        Self::get(&self.pools, "pool", name)
+    }
+
+    pub fn put_pool(&self, record: &PoolRecord) -> Result<()> {
+        self.pools.insert(&record.name, encode(record))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> ContainerRecord {
+        ContainerRecord::new_for_test(name)
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.insert_container(&record("web1")).unwrap();
+        let err = db.insert_container(&record("web1")).unwrap_err();
+        assert_eq!(err.to_string(), "container web1 already exists");
+        assert_eq!(db.containers().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn move_is_atomic_and_refuses_taken_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.insert_container(&record("a")).unwrap();
+        db.insert_container(&record("b")).unwrap();
+        assert!(matches!(
+            db.move_container("a", &record("b")),
+            Err(Error::AlreadyExists(_))
+        ));
+        assert!(db.container("a").unwrap().is_some());
+        db.move_container("a", &record("c")).unwrap();
+        assert!(db.container("a").unwrap().is_none());
+        assert_eq!(db.container("c").unwrap().unwrap().name, "c");
+    }
+
+    #[test]
+    fn second_open_of_one_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _db = Db::open(dir.path()).unwrap();
+        let err = Db::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("another syscd"), "{err}");
+    }
+}

@@ -1,0 +1,98 @@
+//! What the database stores. These are also what backup.yaml holds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys;
+use crate::monitor::protocol::ExitRecord;
+use crate::runtime::IdMap;
+
+/// Where a container is in a multi-step change. Anything but Ready found at start-up
+/// is a change a crash interrupted, which the daemon finishes or undoes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Creating,
+    Ready,
+    Deleting,
+    Renaming { to: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub name: String,
+    pub status: RecordStatus,
+    pub image: ImageRecord,
+    pub created_at_ms: i64,
+    pub config: BTreeMap<String, String>,
+    pub pool: String,
+    pub last_exit: Option<ExitRecord>,
+}
+
+impl ContainerRecord {
+    pub fn privileged(&self) -> bool {
+        keys::get_bool(&self.config, "security.privileged")
+    }
+
+    pub fn idmap(&self) -> Option<IdMap> {
+        if self.privileged() {
+            return None;
+        }
+        let base = self.config.get(keys::IDMAP_BASE)?.parse().ok()?;
+        let size = self.config.get(keys::IDMAP_SIZE)?.parse().ok()?;
+        Some(IdMap { host_base: base, size })
+    }
+
+    #[cfg(test)]
+    pub fn new_for_test(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            status: RecordStatus::Ready,
+            image: ImageRecord::default(),
+            created_at_ms: 0,
+            config: BTreeMap::new(),
+            pool: "default".into(),
+            last_exit: None,
+        }
+    }
+}
+
+/// A template's output, cached: the root filesystem every container from the same
+/// template and options is cloned from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub fingerprint: String,
+    pub template: String,
+    pub release: String,
+    pub arch: String,
+    pub description: String,
+    /// The signal that makes this image's init shut down cleanly.
+    pub halt_signal: String,
+    pub init: Vec<String>,
+    pub size_bytes: u64,
+    pub created_at_ms: i64,
+    pub pool: String,
+}
+
+impl ImageRecord {
+    /// "debian/bookworm (3f2a9c1d8e7b)"
+    pub fn label(&self) -> String {
+        let short: String = self.fingerprint.chars().take(12).collect();
+        if self.release.is_empty() {
+            format!("{} ({short})", self.template)
+        } else {
+            format!("{}/{} ({short})", self.template, self.release)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolRecord {
+    pub name: String,
+    /// "btrfs" or "dir".
+    pub driver: String,
+    /// For btrfs: the loop file backing the pool, if the daemon made one.
+    pub loop_file: Option<std::path::PathBuf>,
+    pub size_bytes: Option<u64>,
+}

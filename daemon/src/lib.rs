@@ -1,0 +1,21 @@
+//! syscd: the sysc daemon, as a library. The runtime, cgroup and monitor modules are
+//! usable without gRPC (the monitor binary uses nothing else).
+
+pub mod api;
+pub mod cgroup;
+pub mod containers;
+pub mod db;
+pub mod error;
+pub mod fsutil;
+pub mod images;
+pub mod keys;
+pub mod locks;
+pub mod monitor;
+pub mod names;
+pub mod progress;
+pub mod rootfs_files;
+pub mod runtime;
+pub mod server;
+pub mod settings;
+pub mod storage;
+pub mod time;

@@ -1,0 +1,67 @@
+//! Per-key async locks: two requests on one container (or one image) run one after
+//! the other, never interleaved; requests on different keys don't wait for each other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+#[derive(Default)]
+pub struct KeyedLocks {
+    locks: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
+}
+
+pub type Guard = OwnedMutexGuard<()>;
+
+impl KeyedLocks {
+    pub async fn lock(&self, key: &str) -> Guard {
+        let lock = {
+            let mut locks = self.locks.lock().expect("lock table poisoned");
+            locks.retain(|_, weak| weak.strong_count() > 0);
+            match locks.get(key).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(AsyncMutex::new(()));
+                    locks.insert(key.to_string(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+
+    /// Locks several keys in a fixed order, so two callers can't deadlock.
+    pub async fn lock_all(&self, keys: &[&str]) -> Vec<Guard> {
+        let mut sorted: Vec<&str> = keys.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut guards = Vec::with_capacity(sorted.len());
+        for key in sorted {
+            guards.push(self.lock(key).await);
+        }
+        guards
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn same_key_waits_other_key_does_not() {
+        let locks = Arc::new(KeyedLocks::default());
+        let held = locks.lock("a").await;
+        let other = tokio::time::timeout(Duration::from_millis(50), locks.lock("b")).await;
+        assert!(other.is_ok(), "another key must not wait");
+        let locks2 = locks.clone();
+        let waiter = tokio::spawn(async move { locks2.lock("a").await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "the same key must wait");
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

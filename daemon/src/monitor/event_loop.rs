@@ -1,0 +1,205 @@
+//! The monitor's loop: drain the console into its log, answer control requests, and
+//! when the init ends, clean up (remaining processes, cgroups), record how it ended and
+//! tell whoever waits.
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+use super::ConsoleLog;
+use super::protocol::{ExitRecord, Request, Response, encode};
+use crate::runtime::{ContainerSpec, Started};
+use crate::time::now_ms;
+
+struct Client {
+    stream: UnixStream,
+    buffer: Vec<u8>,
+    waiting: bool,
+}
+
+/// Serves until the container's init has ended and everything is cleaned up.
+pub fn run(spec: &ContainerSpec, started: Started, listener: UnixListener, mut log: ConsoleLog) -> ExitRecord {
+    let started_at_ms = now_ms();
+    let Started { pid, pidfd, console } = started;
+    // Holding a slave open means the master never reports hang-up while nothing in the
+    // container has the console open (between two gettys, say).
+    let _console_peer = open_peer(&console);
+    set_nonblocking(console.as_fd());
+    listener.set_nonblocking(true).ok();
+    let mut clients: Vec<Client> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+
+    loop {
+        let mut fds = vec![
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(console.as_fd(), PollFlags::POLLIN),
+        ];
+        fds.extend(clients.iter().map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLIN)));
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                eprintln!("sysc-monitor: poll: {e}");
+                continue;
+            }
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(false)).collect();
+        drop(fds);
+
+        if ready[2] {
+            drain_console(&console, &mut log, &mut buf);
+        }
+        let mut closed = Vec::new();
+        for (i, client) in clients.iter_mut().enumerate() {
+            if ready[3 + i] && !serve(client, pid.as_raw(), &pidfd, spec, started_at_ms) {
+                closed.push(i);
+            }
+        }
+        for i in closed.into_iter().rev() {
+            clients.remove(i);
+        }
+        if ready[1] {
+            while let Ok((stream, _)) = listener.accept() {
+                stream.set_nonblocking(true).ok();
+                clients.push(Client {
+                    stream,
+                    buffer: Vec::new(),
+                    waiting: false,
+                });
+            }
+        }
+        if ready[0] {
+            break;
+        }
+    }
+
+    let status = waitpid(pid, Some(WaitPidFlag::__WALL));
+    drain_console(&console, &mut log, &mut buf);
+    let record = ExitRecord {
+        code: match status {
+            Ok(WaitStatus::Exited(_, code)) => Some(code),
+            _ => None,
+        },
+        signal: match status {
+            Ok(WaitStatus::Signaled(_, signal, _)) => Some(signal as i32),
+            _ => None,
+        },
+        at_ms: now_ms(),
+    };
+    if let Err(e) = spec.cgroup.driver().remove(&spec.name) {
+        eprintln!("sysc-monitor: removing the cgroups of {}: {e}", spec.name);
+    }
+    write_exit_record(spec, &record);
+    let _ = fs::remove_file(spec.socket_path());
+    let answer = encode(&Response::Exited(record.clone()));
+    for client in clients.iter_mut().filter(|c| c.waiting) {
+        client.stream.set_nonblocking(false).ok();
+        let _ = client.stream.write_all(&answer);
+    }
+    record
+}
+
+/// Reads what the client sent and answers each complete line; false when it hung up.
+fn serve(client: &mut Client, pid: i32, pidfd: &OwnedFd, spec: &ContainerSpec, started_at_ms: i64) -> bool {
+    let mut chunk = [0u8; 1024];
+    match client.stream.read(&mut chunk) {
+        Ok(0) => return false,
+        Ok(n) => client.buffer.extend_from_slice(&chunk[..n]),
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => return true,
+        Err(_) => return false,
+    }
+    while let Some(end) = client.buffer.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = client.buffer.drain(..=end).collect();
+        let response = match serde_json::from_slice::<Request>(&line) {
+            Ok(Request::Status) => Some(Response::Running {
+                pid,
+                monitor_pid: std::process::id() as i32,
+                started_at_ms,
+            }),
+            Ok(Request::Signal { signal }) => Some(send_signal(pidfd, signal)),
+            Ok(Request::Kill) => {
+                let result = send_signal(pidfd, libc::SIGKILL);
+                let _ = spec.cgroup.driver().kill(&spec.name);
+                Some(result)
+            }
+            Ok(Request::Wait) => {
+                client.waiting = true;
+                None
+            }
+            Err(e) => Some(Response::Error {
+                message: format!("bad request: {e}"),
+            }),
+        };
+        if let Some(response) = response {
+            client.stream.set_nonblocking(false).ok();
+            let written = client.stream.write_all(&encode(&response));
+            client.stream.set_nonblocking(true).ok();
+            if written.is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn send_signal(pidfd: &OwnedFd, signal: i32) -> Response {
+    // SAFETY: pidfd_send_signal(2) on the init's pidfd; no siginfo.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, 0usize, 0u32) };
+    match Errno::result(rc) {
+        Ok(_) => Response::Ok,
+        Err(e) => Response::Error {
+            message: format!("signal {}: {e}", crate::runtime::signals::name(signal)),
+        },
+    }
+}
+
+fn drain_console(console: &OwnedFd, log: &mut ConsoleLog, buf: &mut [u8]) {
+    loop {
+        match nix::unistd::read(console.as_fd(), buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if let Err(e) = log.write(&buf[..n]) {
+                    eprintln!("sysc-monitor: console log: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn open_peer(master: &OwnedFd) -> Option<OwnedFd> {
+    // SAFETY: TIOCGPTPEER opens the slave of a pty master we own.
+    let fd = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: a new descriptor from the kernel.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+/// Written atomically: a daemon reading it never sees half a record.
+fn write_exit_record(spec: &ContainerSpec, record: &ExitRecord) {
+    let path = spec.exit_path();
+    let tmp = path.with_extension("json.tmp");
+    let result = fs::write(&tmp, serde_json::to_vec(record).unwrap_or_default()).and_then(|_| fs::rename(&tmp, &path));
+    if let Err(e) = result {
+        eprintln!("sysc-monitor: writing {}: {e}", path.display());
+    }
+}

@@ -1,0 +1,119 @@
+//! Daemon start-up: state, storage, recovery, then the API on the local socket.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use sysc_proto::v1::containers_server::ContainersServer;
+use sysc_proto::v1::images_server::ImagesServer;
+use sysc_proto::v1::server_server::ServerServer;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::api::{ContainersService, ImagesService, ServerService};
+use crate::containers::Manager;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::images::Images;
+use crate::settings::Settings;
+use crate::storage::{self, DriverChoice};
+
+/// The longest name a unix socket path may have (sun_path is 108 bytes with its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
+pub struct StorageOptions {
+    pub driver: DriverChoice,
+    pub size_bytes: u64,
+}
+
+/// Runs the daemon until `shutdown` completes. Running containers are left running.
+pub async fn run(
+    settings: Settings,
+    storage_options: StorageOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    prepare_dirs(&settings)?;
+    let db = Db::open(&settings.db_dir())?;
+    let (storage, created) =
+        storage::open_default(&settings.root, &db, storage_options.driver, storage_options.size_bytes)?;
+    if let Some(created) = created {
+        tracing::info!("{created}");
+    }
+    let images = Images::new(
+        db.clone(),
+        storage.clone(),
+        settings.templates_dir.clone(),
+        settings.template_cache.clone(),
+    );
+    let settings = Arc::new(settings);
+    let manager = Manager::new(settings.clone(), db.clone(), storage, images);
+    manager.recover().await?;
+
+    let listener = listen(&settings.socket).await?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ContainersServer<ContainersService>>().await;
+    health.set_serving::<ImagesServer<ImagesService>>().await;
+    health.set_serving::<ServerServer<ServerService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sysc_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::internal("build the reflection service", e))?;
+
+    tracing::info!(socket = %settings.socket.display(), root = %settings.root.display(), "serving");
+    manager.autostart();
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ContainersServer::new(ContainersService::new(manager.clone())))
+        .add_service(ImagesServer::new(ImagesService::new(manager.clone())))
+        .add_service(ServerServer::new(ServerService::new(manager.clone())))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await;
+    let _ = std::fs::remove_file(&settings.socket);
+    db.flush().await?;
+    served.map_err(|e| Error::internal("serve the API", e))?;
+    tracing::info!("stopped; running containers keep running");
+    Ok(())
+}
+
+fn prepare_dirs(settings: &Settings) -> Result<()> {
+    for (dir, mode) in [(&settings.root, 0o711), (&settings.run_dir, 0o700)] {
+        std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::internal(format!("chmod {}", dir.display()), e))?;
+    }
+    // A monitor's socket is <run dir>/<name>/monitor.sock, with names up to 63 bytes.
+    let longest = settings.monitor_socket(&"x".repeat(63));
+    if longest.as_os_str().len() > SOCKET_PATH_MAX || settings.socket.as_os_str().len() > SOCKET_PATH_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "run directory {} or socket {} is too long for unix socket paths",
+            settings.run_dir.display(),
+            settings.socket.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Binds the API socket, root only. A socket someone still answers on means another
+/// daemon: refuse rather than steal it.
+async fn listen(socket: &Path) -> Result<UnixListener> {
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            return Err(Error::FailedPrecondition(format!(
+                "another syscd is serving {}",
+                socket.display()
+            )));
+        }
+        let _ = std::fs::remove_file(socket);
+    }
+    if let Some(parent) = socket.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("create {}", parent.display()), e))?;
+    }
+    let listener =
+        UnixListener::bind(socket).map_err(|e| Error::internal(format!("listen on {}", socket.display()), e))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::internal(format!("chmod {}", socket.display()), e))?;
+    Ok(listener)
+}

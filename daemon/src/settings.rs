@@ -1,0 +1,46 @@
+//! Where the daemon keeps things, decided once at start-up from its flags.
+
+use std::path::PathBuf;
+
+use crate::cgroup::CgroupConfig;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// All persistent state: db/, containers/, storage-pools/, disks/.
+    pub root: PathBuf,
+    /// Monitors' sockets and exit records (tmpfs in production: gone at reboot).
+    pub run_dir: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup: CgroupConfig,
+    /// First host id of the first container's private range.
+    pub idmap_base: u32,
+    pub monitor_exe: PathBuf,
+    pub templates_dir: PathBuf,
+    pub template_cache: PathBuf,
+}
+
+/// Every container gets this many ids: 0-65535 inside.
+pub const IDMAP_SIZE: u32 = 65536;
+
+impl Settings {
+    pub fn db_dir(&self) -> PathBuf {
+        self.root.join("db")
+    }
+
+    /// `<root>/containers/<name>`: a link to the container's volume in its pool.
+    pub fn container_link(&self, name: &str) -> PathBuf {
+        self.root.join("containers").join(name)
+    }
+
+    pub fn monitor_dir(&self, name: &str) -> PathBuf {
+        self.run_dir.join(name)
+    }
+
+    pub fn monitor_socket(&self, name: &str) -> PathBuf {
+        self.monitor_dir(name).join("monitor.sock")
+    }
+
+    pub fn exit_record(&self, name: &str) -> PathBuf {
+        self.monitor_dir(name).join("exit.json")
+    }
+}

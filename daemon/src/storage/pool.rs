@@ -1,0 +1,124 @@
+//! The default storage pool: made on the daemon's first start (btrfs on a loop file
+//! when mkfs.btrfs is available, else a directory), remembered in the database, and
+//! mounted again on later starts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::command::{is_available, run};
+use super::{Btrfs, Dir, SharedDriver, io, pool_dir};
+use crate::db::{Db, PoolRecord};
+use crate::error::Result;
+
+pub const DEFAULT_POOL: &str = "default";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriverChoice {
+    /// btrfs on a loop file when mkfs.btrfs is installed, dir otherwise
+    Auto,
+    Btrfs,
+    Dir,
+}
+
+/// Opens (creating on first use) the default pool. The second value says what was
+/// made, for the daemon's log, when the pool is new.
+pub fn open_default(
+    root: &Path,
+    db: &Db,
+    choice: DriverChoice,
+    size_bytes: u64,
+) -> Result<(SharedDriver, Option<String>)> {
+    let dir = pool_dir(root, DEFAULT_POOL);
+    if let Some(record) = db.pool(DEFAULT_POOL)? {
+        return Ok((open(&dir, &record)?, None));
+    }
+    let want_btrfs = match choice {
+        DriverChoice::Btrfs => true,
+        DriverChoice::Dir => false,
+        DriverChoice::Auto => is_available("mkfs.btrfs") && is_available("btrfs"),
+    };
+    let record = if want_btrfs {
+        let file = root.join("disks").join(format!("{DEFAULT_POOL}.img"));
+        make_loop_btrfs(&file, size_bytes)?;
+        PoolRecord {
+            name: DEFAULT_POOL.into(),
+            driver: "btrfs".into(),
+            loop_file: Some(file),
+            size_bytes: Some(size_bytes),
+        }
+    } else {
+        PoolRecord {
+            name: DEFAULT_POOL.into(),
+            driver: "dir".into(),
+            loop_file: None,
+            size_bytes: None,
+        }
+    };
+    let driver = open(&dir, &record)?;
+    db.put_pool(&record)?;
+    let note = match &record.loop_file {
+        Some(file) => format!(
+            "created storage pool {DEFAULT_POOL}: btrfs on loop file {} ({} GiB, sparse)",
+            file.display(),
+            size_bytes >> 30
+        ),
+        None => format!("created storage pool {DEFAULT_POOL}: dir at {}", dir.display()),
+    };
+    Ok((driver, Some(note)))
+}
+
+fn open(dir: &Path, record: &PoolRecord) -> Result<SharedDriver> {
+    std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    Ok(match record.driver.as_str() {
+        "btrfs" => {
+            let source = match &record.loop_file {
+                Some(file) => {
+                    if !is_mount_point(dir) {
+                        run(
+                            "mount",
+                            &["-o".as_ref(), "loop".as_ref(), file.as_os_str(), dir.as_os_str()],
+                        )?;
+                    }
+                    format!("loop file {}", file.display())
+                }
+                None => dir.display().to_string(),
+            };
+            Arc::new(Btrfs::open(dir, source)?)
+        }
+        _ => Arc::new(Dir::open(dir)?),
+    })
+}
+
+fn make_loop_btrfs(file: &PathBuf, size_bytes: u64) -> Result<()> {
+    let parent = file.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
+    let made = std::fs::File::create(file)
+        .and_then(|f| f.set_len(size_bytes))
+        .map_err(io(format!("create {}", file.display())))
+        .and_then(|_| run("mkfs.btrfs", &["-q".as_ref(), file.as_os_str()]).map(drop));
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(file);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Whether `dir` is where something is mounted in our mount namespace.
+pub fn is_mount_point(dir: &Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else { return false };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|target| Path::new(&unescape(target)) == dir)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}

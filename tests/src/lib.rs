@@ -1,0 +1,10 @@
+//! The integration-test harness: a real syscd per test, with its own root, run
+//! directory, socket, cgroup parent and id range, driven through the real `sysc`
+//! binary; and a Drop guard that leaves the machine as it found it, also when the
+//! test failed.
+
+mod daemon;
+mod host;
+
+pub use daemon::{Daemon, DaemonOptions, Output};
+pub use host::{in_container, is_mounted, proc_status_field, wait_until};
