@@ -92,7 +92,8 @@ impl Daemon {
         let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let dir = tempfile::Builder::new().prefix("sysc-t").tempdir_in("/tmp").unwrap();
-        let slot = (pid % 500) * 4 + n % 4;
+        // 1600 slots of 40 ranges fit below u32::MAX; neighbours in time get different ones.
+        let slot = (pid * 4 + n) % 1600;
         let mut daemon = Self {
             root: dir.path().join("root"),
             run_dir: dir.path().join("run"),

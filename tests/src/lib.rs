@@ -6,5 +6,5 @@
 mod daemon;
 mod host;
 
-pub use daemon::{Daemon, DaemonOptions, Output};
+pub use daemon::{Daemon, DaemonOptions, Output, binary};
 pub use host::{in_container, is_mounted, proc_status_field, wait_until};

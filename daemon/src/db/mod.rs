@@ -58,6 +58,12 @@ impl Db {
         })
     }
 
+    /// For start-up code that runs before the async runtime matters.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub async fn flush(&self) -> Result<()> {
         self.db.flush_async().await?;
         Ok(())

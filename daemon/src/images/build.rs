@@ -36,17 +36,31 @@ pub async fn run_template(
     if !arch.is_empty() && arch != host_arch() {
         command.arg("--arch").arg(arch);
     }
-    let mut child = command
+    command
         .env("SYSC_CACHE", cache_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        .process_group(0);
+    // SAFETY: prctl(2) between fork and exec. A template dies with the daemon, so a
+    // daemon killed mid-build leaves no orphan writing into the volume that start-up
+    // recovery deletes.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| Error::internal(format!("run template {}", template.path.display()), e))?;
+    // Whatever the template started (debootstrap, cp, ...) goes with it if the build
+    // is abandoned.
+    let group = ProcessGroupGuard(child.id().map(|pid| pid as i32));
     let stdout = forward(child.stdout.take(), false, progress.clone());
     let stderr = forward(child.stderr.take(), true, progress.clone());
     let (status, _, last_error) = tokio::join!(child.wait(), stdout, stderr);
+    drop(group);
     let status = status.map_err(|e| Error::internal(format!("wait for template {}", template.name), e))?;
     if status.success() {
         return Ok(());
@@ -56,6 +70,19 @@ pub async fn run_template(
         "template {} failed ({status}){detail}",
         template.name
     )))
+}
+
+/// Kills a template's whole process group when dropped (its children would otherwise
+/// outlive a build that failed or was cancelled).
+struct ProcessGroupGuard(Option<i32>);
+
+impl Drop for ProcessGroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: kill(2) of the process group we created for the template.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
 }
 
 /// Streams a pipe line by line; returns its last non-empty line.

@@ -2,7 +2,7 @@
 //! when mkfs.btrfs is available, else a directory), remembered in the database, and
 //! mounted again on later starts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::command::{is_available, run};
@@ -21,7 +21,9 @@ pub enum DriverChoice {
 }
 
 /// Opens (creating on first use) the default pool. The second value says what was
-/// made, for the daemon's log, when the pool is new.
+/// made, for the daemon's log, when the pool is new. Every step is idempotent and the
+/// record is written last, so a daemon killed halfway through finishes the job on its
+/// next start instead of formatting the pool again.
 pub fn open_default(
     root: &Path,
     db: &Db,
@@ -32,18 +34,21 @@ pub fn open_default(
     if let Some(record) = db.pool(DEFAULT_POOL)? {
         return Ok((open(&dir, &record)?, None));
     }
-    let want_btrfs = match choice {
-        DriverChoice::Btrfs => true,
-        DriverChoice::Dir => false,
-        DriverChoice::Auto => is_available("mkfs.btrfs") && is_available("btrfs"),
-    };
+    let loop_file = root.join("disks").join(format!("{DEFAULT_POOL}.img"));
+    let want_btrfs = loop_file.exists()
+        || match choice {
+            DriverChoice::Btrfs => true,
+            DriverChoice::Dir => false,
+            DriverChoice::Auto => is_available("mkfs.btrfs") && is_available("btrfs"),
+        };
     let record = if want_btrfs {
-        let file = root.join("disks").join(format!("{DEFAULT_POOL}.img"));
-        make_loop_btrfs(&file, size_bytes)?;
+        if !loop_file.exists() {
+            make_loop_btrfs(&loop_file, size_bytes)?;
+        }
         PoolRecord {
             name: DEFAULT_POOL.into(),
             driver: "btrfs".into(),
-            loop_file: Some(file),
+            loop_file: Some(loop_file),
             size_bytes: Some(size_bytes),
         }
     } else {
@@ -56,6 +61,7 @@ pub fn open_default(
     };
     let driver = open(&dir, &record)?;
     db.put_pool(&record)?;
+    db.flush_blocking()?;
     let note = match &record.loop_file {
         Some(file) => format!(
             "created storage pool {DEFAULT_POOL}: btrfs on loop file {} ({} GiB, sparse)",
@@ -89,15 +95,19 @@ fn open(dir: &Path, record: &PoolRecord) -> Result<SharedDriver> {
     })
 }
 
-fn make_loop_btrfs(file: &PathBuf, size_bytes: u64) -> Result<()> {
+/// A sparse file formatted as btrfs, made under a temporary name so that a file with
+/// the final name is always a complete filesystem.
+fn make_loop_btrfs(file: &Path, size_bytes: u64) -> Result<()> {
     let parent = file.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
-    let made = std::fs::File::create(file)
+    let tmp = file.with_extension("img.tmp");
+    let made = std::fs::File::create(&tmp)
         .and_then(|f| f.set_len(size_bytes))
-        .map_err(io(format!("create {}", file.display())))
-        .and_then(|_| run("mkfs.btrfs", &["-q".as_ref(), file.as_os_str()]).map(drop));
+        .map_err(io(format!("create {}", tmp.display())))
+        .and_then(|_| run("mkfs.btrfs", &["-q".as_ref(), tmp.as_os_str()]).map(drop))
+        .and_then(|_| std::fs::rename(&tmp, file).map_err(io(format!("rename {}", tmp.display()))));
     if let Err(e) = made {
-        let _ = std::fs::remove_file(file);
+        let _ = std::fs::remove_file(&tmp);
         return Err(e.into());
     }
     Ok(())

@@ -1,0 +1,80 @@
+//! The API itself: a documented gRPC service on a root-only unix socket, with the
+//! standard health service and server reflection (so grpcurl can list and call it).
+
+use std::os::unix::fs::PermissionsExt;
+
+use hyper_util::rt::TokioIo;
+use sysc_tests::Daemon;
+use tonic::transport::{Endpoint, Uri};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+async fn channel(socket: std::path::PathBuf) -> tonic::transport::Channel {
+    Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
+        }))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_reflection_and_a_root_only_socket() {
+    let d = Daemon::start();
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket is root only");
+
+    let channel = channel(d.socket.clone()).await;
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "sysc.v1.Containers", "sysc.v1.Images", "sysc.v1.Server"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in [
+        "sysc.v1.Containers",
+        "sysc.v1.Images",
+        "sysc.v1.Server",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == service), "{service} not listed: {names:?}");
+    }
+
+    // A plain client of the generated API, as a fleet script would write it.
+    let mut containers = sysc_proto::v1::containers_client::ContainersClient::new(channel);
+    let err = containers
+        .get(sysc_proto::v1::GetRequest { name: "ghost".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert_eq!(err.message(), "container ghost not found");
+}
