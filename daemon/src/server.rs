@@ -79,7 +79,16 @@ pub async fn run(
 }
 
 fn prepare_dirs(settings: &Settings) -> Result<()> {
-    for (dir, mode) in [(&settings.root, 0o711), (&settings.run_dir, 0o700)] {
+    // The database, the pools' backing files and the monitors' sockets are root's alone.
+    let private = [
+        settings.db_dir(),
+        settings.root.join("disks"),
+        settings.root.join("storage-pools"),
+    ];
+    let dirs = [(&settings.root, 0o711), (&settings.run_dir, 0o700)]
+        .into_iter()
+        .chain(private.iter().map(|dir| (dir, 0o700)));
+    for (dir, mode) in dirs {
         std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::internal(format!("chmod {}", dir.display()), e))?;

@@ -30,6 +30,10 @@ async fn health_reflection_and_a_root_only_socket() {
     let d = Daemon::start();
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the socket is root only");
+    for dir in ["db", "disks", "storage-pools"] {
+        let mode = std::fs::metadata(d.root.join(dir)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{dir} is root only");
+    }
 
     let channel = channel(d.socket.clone()).await;
     let mut health = HealthClient::new(channel.clone());

@@ -40,6 +40,24 @@ fn launch_runs_busybox_init_as_pid_1_in_its_own_namespaces() {
     let fields: Vec<&str> = uid_map.split_whitespace().collect();
     assert_eq!(fields, ["0", &d.idmap_base.to_string(), "65536"], "uid_map {uid_map}");
     assert_eq!(c["config"]["volatile.idmap.base"], d.idmap_base.to_string());
+    // The user namespace belongs to the container's own base uid, so per-user kernel
+    // limits are charged to the container's range, not to root.
+    assert_eq!(user_namespace_owner(pid), d.idmap_base);
+    // Its cgroup2 directory is delegated to its root.
+    let unified = d.cgroup_dirs("b1").pop().unwrap();
+    for file in ["", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
+        let meta = std::fs::metadata(unified.join(file)).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), d.idmap_base, "{file}");
+    }
+    // Root filesystems are stored unshifted (root-owned on disk): only root may reach them.
+    for dir in ["containers", "images"] {
+        let meta = std::fs::metadata(d.pool_dir().join(dir)).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o700,
+            "{dir}"
+        );
+    }
 
     let (_, hostname) = in_container(pid, "hostname");
     assert_eq!(hostname.trim(), "b1");
@@ -58,6 +76,19 @@ fn launch_runs_busybox_init_as_pid_1_in_its_own_namespaces() {
             "/dev/{node} missing: {devices}"
         );
     }
+    // /dev/console is a pty of the container's own devpts, its master held by the
+    // monitor, which keeps what the console shows (busybox's getty prompt) in the log.
+    let (_, console) = in_container(pid, "stat -c '%t %F' /dev/console");
+    assert_eq!(
+        console.trim(),
+        "88 character special file",
+        "pty major 136 (0x88): {console}"
+    );
+    let log = std::path::PathBuf::from(c["paths"]["console_log"].as_str().unwrap());
+    let prompt = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).ok().filter(|t| t.contains("b1 login:"))
+    });
+    assert!(prompt.is_some(), "no login prompt in {}", log.display());
     let (_, lo) = in_container(pid, "cat /sys/class/net/lo/operstate; ls /sys/class/net");
     assert!(lo.contains("unknown") || lo.contains("up"), "lo is up: {lo}");
     // The container's own cgroup, in every hierarchy, with the init in it.
@@ -117,6 +148,31 @@ fn list_formats_and_info() {
         1,
         "one cached image for two containers"
     );
+    assert_eq!(images[0]["used_by"], serde_json::json!(["b1", "b2"]));
+
+    // Deleting the image leaves the containers (they have their own copy); the next
+    // create builds it again.
+    let fingerprint = images[0]["fingerprint"].as_str().unwrap();
+    d.ok(&["image", "delete", &fingerprint[..12]]);
+    assert_eq!(d.ok(&["image", "list", "--format", "json"]).trim(), "[]");
+    assert!(!d.pool_dir().join("images").join(fingerprint).exists());
+    d.ok(&["restart", "b1", "--force"]);
+    let out = d.sysc(&["init", "busybox", "b3"]);
+    assert!(
+        out.success() && out.stderr.contains("building image busybox"),
+        "{out:?}"
+    );
+}
+
+/// The uid that owns a process's user namespace (ioctl NS_GET_OWNER_UID).
+fn user_namespace_owner(pid: i64) -> u32 {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
+    let mut uid: libc::uid_t = 0;
+    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t through the pointer.
+    let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&ns), NS_GET_OWNER_UID, &mut uid) };
+    assert_eq!(rc, 0, "NS_GET_OWNER_UID: {}", std::io::Error::last_os_error());
+    uid
 }
 
 #[test]

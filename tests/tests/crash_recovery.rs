@@ -9,11 +9,15 @@ use std::time::Duration;
 use sysc_tests::{Daemon, DaemonOptions, wait_until};
 use syscd::db::{Db, RecordStatus};
 
-fn set_status(d: &Daemon, name: &str, status: RecordStatus) {
+/// Rewrites record statuses as a crash would have left them. One open for all of them:
+/// sled releases its file lock a moment after a handle is dropped.
+fn set_status(d: &Daemon, changes: &[(&str, RecordStatus)]) {
     let db = Db::open(&d.root.join("db")).unwrap();
-    let mut record = db.container(name).unwrap().unwrap();
-    record.status = status;
-    db.put_container(&record).unwrap();
+    for (name, status) in changes {
+        let mut record = db.container(name).unwrap().unwrap();
+        record.status = status.clone();
+        db.put_container(&record).unwrap();
+    }
     flush(&db);
 }
 
@@ -30,7 +34,7 @@ fn an_interrupted_create_is_undone() {
     let mut d = Daemon::start();
     d.ok(&["create", "busybox", "half"]);
     d.kill9();
-    set_status(&d, "half", RecordStatus::Creating);
+    set_status(&d, &[("half", RecordStatus::Creating)]);
     d.start_again();
     assert!(d.list().is_empty(), "a half-created container must not appear");
     assert!(!d.pool_dir().join("containers/half").exists(), "its volume is removed");
@@ -43,7 +47,7 @@ fn an_interrupted_delete_is_finished() {
     let mut d = Daemon::start();
     d.ok(&["create", "busybox", "doomed"]);
     d.kill9();
-    set_status(&d, "doomed", RecordStatus::Deleting);
+    set_status(&d, &[("doomed", RecordStatus::Deleting)]);
     d.start_again();
     assert!(d.list().is_empty());
     assert!(!d.pool_dir().join("containers/doomed").exists());
@@ -56,8 +60,13 @@ fn an_interrupted_rename_is_finished_before_or_after_the_volume_moved() {
     d.ok(&["create", "busybox", "b1"]);
     d.kill9();
     // a1: crashed before its volume moved; b1: after.
-    set_status(&d, "a1", RecordStatus::Renaming { to: "a2".into() });
-    set_status(&d, "b1", RecordStatus::Renaming { to: "b2".into() });
+    set_status(
+        &d,
+        &[
+            ("a1", RecordStatus::Renaming { to: "a2".into() }),
+            ("b1", RecordStatus::Renaming { to: "b2".into() }),
+        ],
+    );
     let pool = d.pool_dir().join("containers");
     std::fs::rename(pool.join("b1"), pool.join("b2")).unwrap();
     d.start_again();

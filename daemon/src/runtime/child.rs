@@ -68,9 +68,15 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     )
     .ctx("make / private")?;
 
-    let root = &spec.rootfs;
-    mountapi::attach_tree(&tree, root).ctx(format!("mount the root filesystem on {}", root.display()))?;
+    // The container's root is attached over `/` of our private mount namespace and
+    // entered through its own fd, and everything below is done relative to it: the
+    // pool's directories are root-only on the host, and the container's uid must not
+    // need to walk them. Absolute paths still resolve in the host's tree (the mount
+    // on top of `/` is only entered through the fd), which the /dev binds rely on.
+    mountapi::attach_tree(&tree, Path::new("/")).ctx(format!("mount the root filesystem {}", spec.rootfs.display()))?;
+    nix::unistd::fchdir(&tree).ctx("enter the root filesystem")?;
     drop(tree);
+    let root = Path::new(".");
     for dir in ["proc", "sys", "dev", "run"] {
         fs::create_dir_all(root.join(dir)).ctx(format!("create /{dir}"))?;
     }
@@ -91,7 +97,6 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     fdpass::send(sock.as_fd(), b"console", &[console.as_raw_fd()]).ctx("send the console to the monitor")?;
     drop(console);
 
-    chdir(root).ctx("enter the root filesystem")?;
     pivot_root(".", ".").ctx("pivot_root")?;
     umount2(".", MntFlags::MNT_DETACH).ctx("detach the host's root")?;
     chdir("/").ctx("chdir /")?;

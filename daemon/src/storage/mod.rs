@@ -91,11 +91,16 @@ pub trait Driver: Send + Sync {
     }
 }
 
-/// Creates the pool's volume directories.
+/// Creates the pool's volume directories, root only: root filesystems are stored
+/// unshifted (idmapped at mount time), so their files are owned by the host's root,
+/// and a host user who could reach a setuid binary in one would run it as root.
 fn create_layout(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     for kind in [VolumeKind::Image, VolumeKind::Container] {
         let dir = root.join(kind.dir());
         std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("chmod {}", dir.display())))?;
     }
     Ok(())
 }
