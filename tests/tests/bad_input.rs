@@ -183,3 +183,23 @@ fn concurrent_requests_on_one_container_are_serialized() {
         assert_eq!(d.state("c1"), "STOPPED");
     }
 }
+
+#[test]
+fn many_containers_created_started_and_deleted_at_once() {
+    // Twenty requests at once used to hang the daemon in the database's flush.
+    let d = Daemon::start();
+    let names: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| s.spawn(|| d.sysc(&["launch", "busybox", n])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(outputs.iter().all(|o| o.success()), "{outputs:?}");
+    assert!(d.list().iter().all(|c| c["state"] == "RUNNING"));
+    let mut delete = vec!["delete", "--force"];
+    delete.extend(names.iter().map(String::as_str));
+    d.ok(&delete);
+    assert!(d.list().is_empty());
+}

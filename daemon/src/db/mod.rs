@@ -64,8 +64,14 @@ impl Db {
         Ok(())
     }
 
+    /// Makes every write so far durable. sled's own flush_async can lose its wake-up
+    /// when several run at once (spacejam/sled#1241) and hang forever, so the blocking
+    /// flush runs on tokio's blocking pool instead.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| Error::internal("database flush task", e))??;
         Ok(())
     }
 
