@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::files::{chown, kill_unified, mkdir, procs_recursive, rmdir_if_unused, rmdir_tree, wait_empty, write};
 use super::unified::create_delegated;
-use super::{CgroupConfig, CgroupDriver, Owner, Result};
+use super::{CgroupConfig, CgroupDriver, Owner, Placement, Result};
 
 pub struct Hybrid {
     unified_parent: PathBuf,
@@ -58,6 +58,35 @@ impl Hybrid {
     }
 }
 
+/// (hierarchy mount point, our cgroup's directory in it) for every v1 hierarchy this
+/// process is in, from /proc/self/cgroup and the mount table.
+fn own_v1_cgroups() -> Result<Vec<(PathBuf, PathBuf)>> {
+    let text = fs::read_to_string("/proc/self/cgroup").map_err(super::files::io_err(Path::new("/proc/self/cgroup")))?;
+    let mounts = super::files::read_mounts().map_err(super::files::io_err(Path::new("/proc/self/mounts")))?;
+    let mut own = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next(), fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+        if controllers.is_empty() {
+            continue; // the cgroup2 line
+        }
+        let hierarchy = mounts.iter().find(|(mount, fs)| {
+            fs == "cgroup"
+                && mount.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n == controllers
+                        || controllers
+                            .split(',')
+                            .any(|c| c == n || c.strip_prefix("name=") == Some(&n))
+                })
+        });
+        if let Some((mount, _)) = hierarchy {
+            own.push((mount.clone(), mount.join(path.trim_start_matches('/'))));
+        }
+    }
+    Ok(own)
+}
+
 impl CgroupDriver for Hybrid {
     fn create(&self, name: &str, owner: Option<Owner>) -> Result<()> {
         for parent in &self.v1_parents {
@@ -73,12 +102,23 @@ impl CgroupDriver for Hybrid {
         create_delegated(&self.unified_parent.join(name), owner)
     }
 
-    fn attach(&self, name: &str, pid: i32) -> Result<()> {
-        let pid = pid.to_string();
+    fn enter_v1(&self, name: &str) -> Result<Placement> {
+        let current = own_v1_cgroups()?;
+        let mut placement = Placement::default();
         for parent in &self.v1_parents {
-            write(&parent.join(name).join("cgroup.procs"), &pid)?;
+            let hierarchy = parent.parent().unwrap_or(parent);
+            let Some(own) = current.iter().find(|(h, _)| h == hierarchy) else {
+                continue;
+            };
+            // "0" in `tasks` is the writing thread itself: no global lock, see the trait.
+            write(&parent.join(name).join("tasks"), "0")?;
+            placement.previous.push(own.1.join("tasks"));
         }
-        write(&self.unified_parent.join(name).join("cgroup.procs"), &pid)
+        Ok(placement)
+    }
+
+    fn unified_dir(&self, name: &str) -> PathBuf {
+        self.unified_parent.join(name)
     }
 
     fn processes(&self, name: &str) -> Result<Vec<i32>> {

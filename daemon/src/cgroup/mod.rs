@@ -127,12 +127,33 @@ pub struct Owner {
     pub gid: u32,
 }
 
+/// Where a process moved itself from; moves it back when dropped.
+#[derive(Debug, Default)]
+pub struct Placement {
+    previous: Vec<PathBuf>,
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        for tasks in &self.previous {
+            let _ = std::fs::write(tasks, "0");
+        }
+    }
+}
+
 pub trait CgroupDriver {
     /// Creates the container's cgroups (and the parent's, if missing), delegating the
     /// cgroup2 directory to `owner` when given.
     fn create(&self, name: &str, owner: Option<Owner>) -> Result<()>;
-    /// Moves a process into every one of the container's cgroups.
-    fn attach(&self, name: &str, pid: i32) -> Result<()>;
+    /// Moves the calling process, which must be single-threaded, into the container's
+    /// v1 cgroups (none on a v2 host); dropping the placement moves it back. A child it
+    /// forks meanwhile inherits them. Moving oneself is cheap, while moving another
+    /// process takes the kernel's global cgroup_threadgroup_rwsem for writing, whose
+    /// first use costs an RCU grace period (about 10 ms here).
+    fn enter_v1(&self, name: &str) -> Result<Placement>;
+    /// The container's cgroup2 directory, for clone3(CLONE_INTO_CGROUP), which has the
+    /// same cost advantage and no window in which the child is outside.
+    fn unified_dir(&self, name: &str) -> PathBuf;
     /// PIDs (host namespace) of every process in the container's cgroup2 subtree.
     fn processes(&self, name: &str) -> Result<Vec<i32>>;
     /// Sends SIGKILL to every process of the container.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::files::{chown, kill_unified, mkdir, procs_recursive, rmdir_if_unused, rmdir_tree, wait_empty, write};
-use super::{CgroupConfig, CgroupDriver, Owner, Result};
+use super::{CgroupConfig, CgroupDriver, Owner, Placement, Result};
 
 /// Files a delegated cgroup's owner must be able to write (see the kernel's
 /// cgroup-v2.rst, "Delegation Containment").
@@ -66,8 +66,12 @@ impl CgroupDriver for Unified {
         create_delegated(&self.dir(name), owner)
     }
 
-    fn attach(&self, name: &str, pid: i32) -> Result<()> {
-        write(&self.dir(name).join("cgroup.procs"), &pid.to_string())
+    fn enter_v1(&self, _name: &str) -> Result<Placement> {
+        Ok(Placement::default())
+    }
+
+    fn unified_dir(&self, name: &str) -> PathBuf {
+        self.dir(name)
     }
 
     fn processes(&self, name: &str) -> Result<Vec<i32>> {

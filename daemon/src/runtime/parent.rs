@@ -56,8 +56,14 @@ fn start_in_cgroup(
 ) -> Result<Started> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .ctx("create the setup socket")?;
-
-    let pid = clone_child(spec, ours.as_raw_fd(), theirs)?;
+    let unified = cgroups.unified_dir(&spec.name);
+    let cgroup_dir: OwnedFd = fs::File::open(&unified)
+        .ctx(format!("open {}", unified.display()))?
+        .into();
+    let (pid, pidfd) = {
+        let _placement = cgroups.enter_v1(&spec.name)?;
+        clone_child(spec, ours.as_raw_fd(), theirs, &cgroup_dir)?
+    };
     *child_pid = Some(pid);
 
     if let Some(idmap) = spec.idmap {
@@ -65,8 +71,6 @@ fn start_in_cgroup(
         fs::write(format!("/proc/{pid}/uid_map"), &line).ctx("write the uid map")?;
         fs::write(format!("/proc/{pid}/gid_map"), &line).ctx("write the gid map")?;
     }
-    cgroups.attach(&spec.name, pid.as_raw())?;
-
     let tree = mountapi::clone_tree(&spec.rootfs).ctx(format!("clone the mount of {}", spec.rootfs.display()))?;
     if spec.idmap.is_some() {
         let userns: OwnedFd = fs::File::open(format!("/proc/{pid}/ns/user"))
@@ -96,15 +100,37 @@ fn start_in_cgroup(
         }
     }
     let console = console.ok_or_else(|| RuntimeError::Protocol("the container's setup sent no console".into()))?;
-    let pidfd = pidfd_open(pid)?;
     Ok(Started { pid, pidfd, console })
 }
 
-/// Clones the setup process into new namespaces. For an unprivileged container the
-/// clone runs with the container's base uid as effective uid, so the new user namespace
-/// is owned by that uid: per-user kernel limits (inotify instances above all) are then
-/// charged to the container's own range, not to root.
-fn clone_child(spec: &ContainerSpec, ours: i32, theirs: OwnedFd) -> Result<Pid> {
+/// The kernel's struct clone_args (clone3(2)).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Clones the setup process into new namespaces, born in the container's cgroup2
+/// directory (and in the v1 cgroups the caller stepped into), with a pidfd for it.
+///
+/// For an unprivileged container the clone runs with the container's base uid as
+/// effective uid, so the new user namespace is owned by that uid: per-user kernel
+/// limits (inotify instances above all) are then charged to the container's own range,
+/// not to root. The filesystem uid stays 0, because CLONE_INTO_CGROUP checks write
+/// access to the common ancestor of the source and target cgroups.
+fn clone_child(spec: &ContainerSpec, ours: i32, theirs: OwnedFd, cgroup: &OwnedFd) -> Result<(Pid, OwnedFd)> {
     let mut flags = CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
@@ -114,17 +140,24 @@ fn clone_child(spec: &ContainerSpec, ours: i32, theirs: OwnedFd) -> Result<Pid> 
         flags |= CloneFlags::CLONE_NEWUSER;
         setegid(Gid::from_raw(idmap.host_base)).ctx("switch to the container's gid")?;
         seteuid(Uid::from_raw(idmap.host_base)).ctx("switch to the container's uid")?;
+        nix::unistd::setfsuid(Uid::from_raw(0));
+        nix::unistd::setfsgid(Gid::from_raw(0));
     }
-    // SAFETY: a fork-like clone (no new stack) in a single-threaded process; the child
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64 | CLONE_INTO_CGROUP,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: a fork-like clone3 (no new stack) in a single-threaded process; the child
     // only runs the setup below and then execs or _exits.
     let rc = unsafe {
         libc::syscall(
-            libc::SYS_clone,
-            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
         )
     };
     if rc == 0 {
@@ -138,13 +171,7 @@ fn clone_child(spec: &ContainerSpec, ours: i32, theirs: OwnedFd) -> Result<Pid> 
         setegid(Gid::from_raw(0)).ctx("switch back to gid 0")?;
     }
     let pid = clone_result.ctx("clone the container's namespaces")?;
-    Ok(Pid::from_raw(pid as i32))
-}
-
-pub fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open(2); the returned fd is owned by us.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = Errno::result(fd).ctx("pidfd_open")?;
-    // SAFETY: a new descriptor from the kernel.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok((Pid::from_raw(pid as i32), pidfd))
 }
