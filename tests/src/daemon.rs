@@ -63,17 +63,22 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// The binaries cargo built next to this test (target/<profile>/).
+/// The binaries cargo built (target/<profile>/): the parent of a test's deps/
+/// directory, or the directory of a binary target such as sysc-bench.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} not built: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
+    let exe_dir = exe.parent().unwrap();
+    let profile_dir = exe_dir.parent().unwrap();
+    [profile_dir.join(name), exe_dir.join(name)]
+        .into_iter()
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not built in {} or {}: run `cargo build --workspace` first",
+                profile_dir.display(),
+                exe_dir.display()
+            )
+        })
 }
 
 /// Shared by every daemon of a test run, so debootstrap runs once per run.
