@@ -1,0 +1,116 @@
+//! The sides of the comparison (sysc, privileged sysc, LXC) and the loop that measures
+//! them in turn, run after run.
+
+use anyhow::Result;
+
+use crate::interrupt::interrupted;
+use crate::lxc::Lxc;
+use crate::manager::{Manager, Template};
+use crate::measure::settle;
+use crate::series::Series;
+use crate::sysc::Sysc;
+
+/// One side of a scenario, ready; or why it cannot run.
+pub type Side<'a> = std::result::Result<&'a dyn Manager, String>;
+
+// Fields drop in declaration order: the syscd both sysc sides share (and with it their
+// containers) goes before LXC's lxcpath.
+pub struct Bench {
+    pub sysc: Sysc,
+    /// The same daemon and images as `sysc`, for privileged containers.
+    sysc_privileged: Sysc,
+    pub lxc: std::result::Result<Lxc, String>,
+    pub runs: usize,
+    pub containers: usize,
+}
+
+impl Bench {
+    pub fn new(runs: usize, containers: usize) -> Self {
+        eprintln!("== starting a private syscd");
+        let sysc = Sysc::start();
+        let sysc_privileged = sysc.privileged();
+        eprintln!("== making LXC's btrfs lxcpath");
+        let lxc = Lxc::new().map_err(|err| format!("LXC setup failed: {err:#}"));
+        if let Err(reason) = &lxc {
+            eprintln!("  {reason}");
+        }
+        Self {
+            sysc,
+            sysc_privileged,
+            lxc,
+            runs,
+            containers,
+        }
+    }
+
+    /// sysc's default side, which every scenario measures.
+    pub fn sysc(&self) -> Side<'_> {
+        Ok(&self.sysc)
+    }
+
+    /// Creates `names` from `template` on both sides, untimed: sysc's from its
+    /// template, LXC's as btrfs snapshots of a copy of sysc's image. A failure on the
+    /// sysc side ends the scenario; on the LXC side it becomes that side's reason.
+    pub fn prepare(&self, template: Template, names: &[&str]) -> Result<Side<'_>> {
+        self.sysc.create_missing(template, names)?;
+        let rootfs = self.sysc.image_rootfs(template)?;
+        let lxc = self.lxc.as_ref().map_err(String::clone).and_then(|lxc| {
+            lxc.import_image(template, &rootfs)
+                .and_then(|()| lxc.create_missing(template, names))
+                .map(|()| lxc as &dyn Manager)
+                .map_err(|err| format!("{err:#}"))
+        });
+        if let Err(reason) = &lxc {
+            eprintln!("  LXC: {reason}");
+        }
+        Ok(lxc)
+    }
+
+    /// Creates `names` from `template` as privileged sysc containers, untimed. A
+    /// failure becomes that side's reason: the default comparison still runs.
+    pub fn prepare_privileged(&self, template: Template, names: &[&str]) -> Side<'_> {
+        let privileged = self
+            .sysc_privileged
+            .create_missing(template, names)
+            .map(|()| &self.sysc_privileged as &dyn Manager)
+            .map_err(|err| format!("{err:#}"));
+        if let Err(reason) = &privileged {
+            eprintln!("  sysc privileged: {reason}");
+        }
+        privileged
+    }
+
+    /// Runs `measure` once per run on each side, rotating which side goes first so
+    /// none always finds another's warm caches and drift falls on all alike, each
+    /// from a settled host. A side that fails stops there and keeps its reason.
+    pub fn side_by_side<T, const N: usize>(
+        &self,
+        sides: [Side<'_>; N],
+        mut measure: impl FnMut(&dyn Manager) -> Result<T>,
+    ) -> [Series<T>; N] {
+        let mut series = sides.each_ref().map(|side| match side {
+            Ok(_) => Series::default(),
+            Err(reason) => Series::failed(reason.clone()),
+        });
+        for run in 0..self.runs {
+            if interrupted() {
+                break;
+            }
+            eprintln!("  run {}/{}", run + 1, self.runs);
+            for turn in 0..N {
+                let side = (run + turn) % N;
+                settle();
+                if let Ok(manager) = sides[side] {
+                    series[side].measure(manager.label(), || measure(manager));
+                }
+            }
+        }
+        series
+    }
+
+    pub fn delete_everywhere(&self, lxc: Option<&dyn Manager>, names: &[&str]) -> Result<()> {
+        let lxc_deleted = lxc.map_or(Ok(()), |lxc| lxc.delete_all(names));
+        self.sysc.delete_all(names)?;
+        lxc_deleted
+    }
+}

@@ -1,0 +1,239 @@
+//! LXC, privileged, with a private lxcpath on its own btrfs loop file.
+
+mod cgroups;
+mod config;
+
+use std::cell::RefCell;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use self::cgroups::{cgroup_hierarchies, pivot_cgroups, remove_cgroup_tree};
+use self::config::{lxc_config, personalize};
+use crate::interrupt::check_interrupted;
+use crate::manager::{Manager, STOP_TIMEOUT_SECS, Template};
+use crate::util::run;
+
+/// LXC names all start with this, so leakcheck's default pattern (`sysc`) also finds
+/// anything of LXC's that this bench left behind.
+const LXC_PREFIX: &str = "syscbench-";
+
+pub struct Lxc {
+    /// Holds the loop file and the mount point; removed after the unmount.
+    dir: tempfile::TempDir,
+    lxcpath: PathBuf,
+    mounted: bool,
+    pub version: String,
+    /// Every container this bench defined (full names), for the clean-up of
+    /// whatever LXC leaves in the cgroup hierarchies.
+    made: RefCell<Vec<String>>,
+    /// Hierarchies that had LXC's shared `lxc.pivot` cgroup before the bench, whose
+    /// lxc.pivot is therefore not ours to remove.
+    pivots_before: Vec<PathBuf>,
+}
+
+impl Lxc {
+    pub fn new() -> Result<Self> {
+        let version = run(Command::new("lxc-start").arg("--version"))?.trim().to_string();
+        let dir = tempfile::Builder::new().prefix("sysc-bench-lxc").tempdir_in("/tmp")?;
+        let mut lxc = Self {
+            lxcpath: dir.path().join("lxcpath"),
+            dir,
+            mounted: false,
+            version,
+            made: RefCell::new(Vec::new()),
+            pivots_before: pivot_cgroups(),
+        };
+        lxc.mount_pool()?;
+        Ok(lxc)
+    }
+
+    /// btrfs so that `lxc-copy -s` makes a real snapshot, as sysc's pool does.
+    fn mount_pool(&mut self) -> Result<()> {
+        let image = self.dir.path().join("pool.img");
+        fs::File::create(&image)?.set_len(8 << 30)?;
+        run(Command::new("mkfs.btrfs").arg("-q").arg(&image))?;
+        fs::create_dir(&self.lxcpath)?;
+        // A loop mount detaches its loop device on unmount (autoclear).
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&self.lxcpath))?;
+        self.mounted = true;
+        Ok(())
+    }
+
+    fn full_name(name: &str) -> String {
+        format!("{LXC_PREFIX}{name}")
+    }
+
+    fn image_name(template: Template) -> String {
+        Self::full_name(&format!("{}-image", template.name()))
+    }
+
+    fn config_path(&self, full: &str) -> PathBuf {
+        self.lxcpath.join(full).join("config")
+    }
+
+    fn exists(&self, full: &str) -> bool {
+        self.config_path(full).is_file()
+    }
+
+    /// An `lxc-*` tool aimed at one container of our lxcpath.
+    fn tool(&self, tool: &str, full: &str) -> Command {
+        let mut command = Command::new(tool);
+        command.args(["-n", full, "-P"]).arg(&self.lxcpath);
+        command
+    }
+
+    fn remember(&self, full: &str) {
+        let mut made = self.made.borrow_mut();
+        if !made.iter().any(|m| m == full) {
+            made.push(full.to_string());
+        }
+    }
+
+    /// A never-started container whose rootfs is a btrfs subvolume holding a plain
+    /// copy of sysc's image: every LXC container of the template is a snapshot of it.
+    pub fn import_image(&self, template: Template, image_rootfs: &Path) -> Result<()> {
+        let full = Self::image_name(template);
+        if self.exists(&full) {
+            return Ok(());
+        }
+        eprintln!("  copying sysc's {} image for LXC", template.name());
+        let rootfs = self.lxcpath.join(&full).join("rootfs");
+        fs::create_dir_all(self.lxcpath.join(&full))?;
+        self.remember(&full);
+        run(Command::new("btrfs").args(["subvolume", "create"]).arg(&rootfs))?;
+        run(Command::new("cp").arg("-a").arg(image_rootfs.join(".")).arg(&rootfs))?;
+        personalize(&rootfs, &full)?;
+        fs::write(self.config_path(&full), lxc_config(&full, &rootfs, template))?;
+        Ok(())
+    }
+
+    pub fn create_missing(&self, template: Template, names: &[&str]) -> Result<()> {
+        for name in names {
+            let full = Self::full_name(name);
+            if !self.exists(&full) {
+                check_interrupted()?;
+                self.snapshot_image(template, &full)?;
+                // sysc gives every container its own machine-id; so do we, untimed.
+                personalize(&self.lxcpath.join(&full).join("rootfs"), &full)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `lxc-copy -s`: on btrfs a subvolume snapshot; it also renames the copy.
+    fn snapshot_image(&self, template: Template, full: &str) -> Result<()> {
+        self.remember(full);
+        let mut copy = self.tool("lxc-copy", &Self::image_name(template));
+        run(copy.args(["-N", full, "-s"]))?;
+        Ok(())
+    }
+
+    fn is_running(&self, full: &str) -> Result<bool> {
+        let state = run(self.tool("lxc-info", full).args(["-s", "-H"]))?;
+        Ok(state.trim() != "STOPPED")
+    }
+
+    /// The end of the container's log, to explain a failed start.
+    fn log_tail(&self, full: &str) -> String {
+        let log = fs::read_to_string(self.lxcpath.join(full).join(format!("{full}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+
+    /// Kills what runs, then removes the cgroups LXC leaves behind after failed
+    /// starts (ours only: `lxc.payload.NAME`, `lxc.monitor.NAME`), our lxc.pivot, the
+    /// mount.
+    fn clean_up(&mut self) {
+        let made = self.made.take();
+        for full in made.iter().rev() {
+            if self.is_running(full).unwrap_or(false)
+                && let Err(err) = run(self.tool("lxc-stop", full).arg("-k"))
+            {
+                eprintln!("sysc-bench: kill LXC container {full}: {err:#}");
+            }
+        }
+        for full in &made {
+            for kind in ["payload", "monitor"] {
+                for hierarchy in cgroup_hierarchies() {
+                    remove_cgroup_tree(&hierarchy.join(format!("lxc.{kind}.{full}")));
+                }
+            }
+        }
+        for pivot in pivot_cgroups() {
+            if !self.pivots_before.contains(&pivot) {
+                remove_cgroup_tree(&pivot);
+            }
+        }
+        if self.mounted {
+            if let Err(err) = run(Command::new("umount").arg(&self.lxcpath)) {
+                eprintln!("sysc-bench: {err:#}; unmounting lazily");
+                let _ = run(Command::new("umount").arg("-l").arg(&self.lxcpath));
+            }
+            self.mounted = false;
+        }
+    }
+}
+
+impl Drop for Lxc {
+    fn drop(&mut self) {
+        self.clean_up();
+    }
+}
+
+impl Manager for Lxc {
+    fn label(&self) -> &'static str {
+        "LXC"
+    }
+
+    fn start(&self, name: &str) -> Result<()> {
+        let full = Self::full_name(name);
+        let config = self.config_path(&full);
+        run(self.tool("lxc-start", &full).arg("-d").arg("-f").arg(&config))
+            .map(drop)
+            .with_context(|| format!("its log ends:\n{}", self.log_tail(&full)))
+    }
+
+    fn init_pid(&self, name: &str) -> Result<Option<i32>> {
+        let pid = run(self.tool("lxc-info", &Self::full_name(name)).args(["-p", "-H"]))?;
+        Ok(pid.trim().parse().ok())
+    }
+
+    fn stop(&self, name: &str) -> Result<()> {
+        let timeout = STOP_TIMEOUT_SECS.to_string();
+        run(self.tool("lxc-stop", &Self::full_name(name)).args(["-t", &timeout])).map(drop)
+    }
+
+    fn kill_all(&self, names: &[&str]) -> Result<()> {
+        for full in names.iter().map(|name| Self::full_name(name)) {
+            if self.is_running(&full)? {
+                run(self.tool("lxc-stop", &full).arg("-k"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn launch(&self, template: Template, name: &str) -> Result<()> {
+        self.snapshot_image(template, &Self::full_name(name))?;
+        self.start(name)
+    }
+
+    fn delete_all(&self, names: &[&str]) -> Result<()> {
+        self.kill_all(names)?;
+        for full in names.iter().map(|name| Self::full_name(name)) {
+            if self.exists(&full) {
+                run(&mut self.tool("lxc-destroy", &full))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn monitor_marker(&self) -> &'static str {
+        "[lxc monitor]"
+    }
+}

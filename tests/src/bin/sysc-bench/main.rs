@@ -1,0 +1,128 @@
+//! sysc-bench: sysc beside LXC on this host, both doing the same work on the same root
+//! filesystems in the same run. Prints a table of medians, each sysc figure with its
+//! target ratio to the reference (LXC unless the row says otherwise), then every raw
+//! sample.
+//!
+//! sysc runs as it does by default: unprivileged (its own user namespace, idmapped
+//! rootfs) on a btrfs loop-file pool, through a private syscd. LXC runs privileged (no
+//! idmap) from config files written here, with a private lxcpath on its own btrfs loop
+//! file, booting `cp -a` copies of sysc's own image root filesystems. So that the debian
+//! start and stop can also be compared like with like, those two scenarios also boot a
+//! privileged sysc container (same daemon, same image) in the same runs. Everything made
+//! here (daemon, containers, cgroups, mounts, loop devices) is removed on the way out,
+//! also after a failure or Ctrl-C.
+//!
+//! Build and run: `scripts/bench [--runs N] [--only SCENARIO]`. With
+//! SYSC_TEST_TEMPLATE_CACHE pointing at a debootstrap cache the debian image builds in
+//! seconds.
+
+mod bench;
+mod interrupt;
+mod lxc;
+mod manager;
+mod measure;
+mod pidfd;
+mod readiness;
+mod report;
+mod scenarios;
+mod series;
+mod sysc;
+mod util;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+
+use crate::bench::Bench;
+use crate::interrupt::{catch_interrupts, interrupted};
+use crate::report::{Figure, Report};
+
+#[derive(Parser)]
+#[command(
+    name = "sysc-bench",
+    about = "sysc beside LXC on this host: start, stop, density and second-launch timings",
+    after_help = "Run as root. Set SYSC_TEST_TEMPLATE_CACHE to a debootstrap cache \
+                  (e.g. /var/cache/sysc-dev) so the debian image builds in seconds."
+)]
+struct Args {
+    /// Runs per scenario; the table shows medians
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Run only this scenario (repeatable)
+    #[arg(long, value_enum, value_name = "NAME")]
+    only: Vec<Scenario>,
+    /// Containers started one after another in busybox-100 (fewer for a quick try)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..1000))]
+    containers: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+enum Scenario {
+    /// busybox: start until `nsenter -t INIT -a true` works
+    BusyboxStart,
+    /// debian: start until `systemctl is-system-running` says running or degraded
+    DebianStart,
+    /// debian: clean stop, from running to gone
+    DebianStop,
+    /// 100 busybox containers started one after another, and each one's monitor memory
+    #[value(name = "busybox-100")]
+    BusyboxMany,
+    /// create + start from a cached image, debian beside busybox
+    SecondLaunch,
+}
+
+impl Scenario {
+    fn run(self, bench: &Bench) -> Result<Vec<Figure>> {
+        match self {
+            Self::BusyboxStart => scenarios::busybox_start(bench),
+            Self::DebianStart => scenarios::debian_start(bench),
+            Self::DebianStop => scenarios::debian_stop(bench),
+            Self::BusyboxMany => scenarios::busybox_many(bench),
+            Self::SecondLaunch => scenarios::second_launch(bench),
+        }
+    }
+
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(err) = catch_interrupts() {
+        eprintln!("sysc-bench: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    let scenarios = if args.only.is_empty() {
+        Scenario::value_variants().to_vec()
+    } else {
+        args.only.clone()
+    };
+    let bench = Bench::new(args.runs as usize, args.containers as usize);
+    let mut report = Report::new(&bench);
+    for scenario in scenarios {
+        if interrupted() {
+            report
+                .failures
+                .push("interrupted: the remaining scenarios did not run".into());
+            break;
+        }
+        eprintln!("== {}", scenario.name());
+        match scenario.run(&bench) {
+            Ok(figures) => report.figures.extend(figures),
+            Err(err) => report.failures.push(format!("{}: {err:#}", scenario.name())),
+        }
+    }
+    // Cleaning up first keeps its complaints (stderr) ahead of the report (stdout).
+    eprintln!("== cleaning up");
+    drop(bench);
+    report.print();
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,206 @@
+//! sysc, through a private syscd and the real CLI: its default (unprivileged)
+//! containers, or privileged ones from the same daemon and images.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::rc::Rc;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::Value;
+use sysc_tests::Daemon;
+
+use crate::interrupt::check_interrupted;
+use crate::manager::{Manager, STOP_TIMEOUT_SECS, Template};
+use crate::util::run;
+
+pub struct Sysc {
+    /// Shared by both sides, so that they differ in nothing but the privilege.
+    daemon: Rc<Daemon>,
+    privileged: bool,
+}
+
+impl Sysc {
+    /// The default side, with a daemon of its own.
+    pub fn start() -> Self {
+        Self {
+            daemon: Rc::new(Daemon::start()),
+            privileged: false,
+        }
+    }
+
+    /// The privileged side, on the same daemon.
+    pub fn privileged(&self) -> Self {
+        Self {
+            daemon: Rc::clone(&self.daemon),
+            privileged: true,
+        }
+    }
+
+    /// The container's sysc name: the privileged side's have a suffix, so that both
+    /// sides can hold a scenario's containers in the one daemon.
+    fn full_name<'a>(&self, name: &'a str) -> Cow<'a, str> {
+        if self.privileged {
+            Cow::Owned(format!("{name}-priv"))
+        } else {
+            Cow::Borrowed(name)
+        }
+    }
+
+    /// `sysc ARGS` against our daemon, with the same time limit as every command here.
+    fn cli(&self, args: &[&str]) -> Result<String> {
+        run(Command::new(sysc_tests::binary("sysc"))
+            .args(args)
+            .env("SYSC_SOCKET", &self.daemon.socket))
+    }
+
+    fn json(&self, args: &[&str]) -> Result<Vec<Value>> {
+        let text = self.cli(args)?;
+        let value: Value = serde_json::from_str(&text).with_context(|| format!("parse `sysc {}`", args.join(" ")))?;
+        value
+            .as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("`sysc {}` gave no list", args.join(" ")))
+    }
+
+    fn containers(&self) -> Result<Vec<Value>> {
+        self.json(&["list", "--format", "json"])
+    }
+
+    fn names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .containers()?
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(String::from))
+            .collect())
+    }
+
+    /// sysc name → init PID of every running container.
+    fn running(&self) -> Result<HashMap<String, i32>> {
+        Ok(self
+            .containers()?
+            .iter()
+            .filter(|c| c["state"] == "RUNNING")
+            .filter_map(|c| {
+                let pid = c["pid"].as_i64().filter(|&pid| pid > 0)?;
+                Some((c["name"].as_str()?.to_string(), i32::try_from(pid).ok()?))
+            })
+            .collect())
+    }
+
+    /// `sysc VERB TEMPLATE NAME` for `create` or `launch`: the privileged side asks
+    /// for a privileged container.
+    fn make(&self, verb: &str, template: Template, name: &str) -> Result<()> {
+        let name = self.full_name(name);
+        let mut args = vec![verb, template.name(), &name];
+        if self.privileged {
+            args.extend(["-c", "security.privileged=true"]);
+        }
+        self.cli(&args).map(drop)
+    }
+
+    pub fn create_missing(&self, template: Template, names: &[&str]) -> Result<()> {
+        let existing = self.names()?;
+        for name in names
+            .iter()
+            .filter(|name| !existing.iter().any(|e| *e == self.full_name(name)))
+        {
+            check_interrupted()?;
+            self.make("create", template, name)?;
+        }
+        Ok(())
+    }
+
+    /// The root filesystem of the template's cached image, built first if need be
+    /// (by creating and deleting a container, as a user would).
+    pub fn image_rootfs(&self, template: Template) -> Result<PathBuf> {
+        if let Some(path) = self.cached_image_rootfs(template)? {
+            return Ok(path);
+        }
+        eprintln!("  building sysc's {} image", template.name());
+        let seed = format!("seed-{}", template.name());
+        self.cli(&["create", template.name(), &seed])?;
+        self.cli(&["delete", &seed])?;
+        self.cached_image_rootfs(template)?
+            .ok_or_else(|| anyhow!("no {} image after creating a container", template.name()))
+    }
+
+    fn cached_image_rootfs(&self, template: Template) -> Result<Option<PathBuf>> {
+        let images = self.json(&["image", "list", "--format", "json"])?;
+        let fingerprint = images
+            .iter()
+            .find(|image| image["template"] == template.name())
+            .and_then(|image| image["fingerprint"].as_str());
+        Ok(fingerprint.map(|fp| self.daemon.pool_dir().join("images").join(fp).join("rootfs")))
+    }
+}
+
+impl Manager for Sysc {
+    fn label(&self) -> &'static str {
+        if self.privileged { "sysc privileged" } else { "sysc" }
+    }
+
+    fn start(&self, name: &str) -> Result<()> {
+        self.cli(&["start", &self.full_name(name)]).map(drop)
+    }
+
+    fn init_pid(&self, name: &str) -> Result<Option<i32>> {
+        Ok(self.running()?.get(&*self.full_name(name)).copied())
+    }
+
+    /// One `sysc list` for all of them.
+    fn init_pids(&self, names: &[&str]) -> Result<Vec<i32>> {
+        let running = self.running()?;
+        names
+            .iter()
+            .map(|name| {
+                running
+                    .get(&*self.full_name(name))
+                    .copied()
+                    .ok_or_else(|| anyhow!("{name} is not running"))
+            })
+            .collect()
+    }
+
+    fn stop(&self, name: &str) -> Result<()> {
+        self.cli(&[
+            "stop",
+            &self.full_name(name),
+            "--timeout",
+            &STOP_TIMEOUT_SECS.to_string(),
+        ])
+        .map(drop)
+    }
+
+    // One container per command: `sysc stop`/`delete` with many names sends them
+    // all at once, and this syscd then hangs (20 deletes or 50 stops at once never
+    // return; see the bench's report). These steps are untimed, so it costs nothing.
+    fn kill_all(&self, names: &[&str]) -> Result<()> {
+        let running = self.running()?;
+        for name in names.iter().map(|name| self.full_name(name)) {
+            if running.contains_key(&*name) {
+                self.cli(&["stop", "--force", &name])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn launch(&self, template: Template, name: &str) -> Result<()> {
+        self.make("launch", template, name)
+    }
+
+    fn delete_all(&self, names: &[&str]) -> Result<()> {
+        let existing = self.names()?;
+        for name in names.iter().map(|name| self.full_name(name)) {
+            if existing.iter().any(|e| *e == name) {
+                self.cli(&["delete", "--force", &name])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn monitor_marker(&self) -> &'static str {
+        "sysc-monitor"
+    }
+}
