@@ -35,6 +35,9 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
+/// `environment.NAME`: an environment variable for every command run in the container.
+pub const ENVIRONMENT_PREFIX: &str = "environment.";
+
 /// Keys the daemon records for itself; users cannot set them.
 pub const VOLATILE_PREFIX: &str = "volatile.";
 pub const IDMAP_BASE: &str = "volatile.idmap.base";
@@ -51,6 +54,9 @@ pub fn validate(name: &str, value: &str) -> Result<String> {
             "config key {name} is set by the daemon and cannot be changed"
         )));
     }
+    if let Some(variable) = name.strip_prefix(ENVIRONMENT_PREFIX) {
+        return validate_environment(name, variable, value);
+    }
     let Some(key) = lookup(name) else {
         let near = nearest(name);
         let hint = if near.is_empty() {
@@ -65,6 +71,22 @@ pub fn validate(name: &str, value: &str) -> Result<String> {
             .map(|b| b.to_string())
             .ok_or_else(|| Error::InvalidArgument(format!("config key {name}: {value:?} is not true or false"))),
     }
+}
+
+fn validate_environment(key: &str, variable: &str, value: &str) -> Result<String> {
+    let valid_name = variable.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        return Err(Error::InvalidArgument(format!(
+            "config key {key}: {variable:?} is not an environment variable name"
+        )));
+    }
+    if value.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "config key {key}: the value contains a NUL byte"
+        )));
+    }
+    Ok(value.to_string())
 }
 
 pub fn parse_bool(value: &str) -> Option<bool> {
@@ -131,6 +153,15 @@ mod tests {
         assert_eq!(validate("security.privileged", "0").unwrap(), "false");
         let err = validate("boot.autostart", "maybe").unwrap_err().to_string();
         assert_eq!(err, "config key boot.autostart: \"maybe\" is not true or false");
+    }
+
+    #[test]
+    fn environment_keys_take_any_value_under_a_variable_name() {
+        assert_eq!(validate("environment.EDITOR", "vim -u NONE").unwrap(), "vim -u NONE");
+        assert_eq!(validate("environment._X1", "").unwrap(), "");
+        for bad in ["environment.", "environment.1X", "environment.A-B", "environment.A=B"] {
+            assert!(validate(bad, "v").is_err(), "{bad}");
+        }
     }
 
     #[test]

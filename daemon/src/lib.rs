@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod containers;
 pub mod db;
 pub mod error;
+pub mod exec;
 pub mod fsutil;
 pub mod images;
 pub mod keys;

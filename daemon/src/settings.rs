@@ -15,6 +15,8 @@ pub struct Settings {
     /// First host id of the first container's private range.
     pub idmap_base: u32,
     pub monitor_exe: PathBuf,
+    /// The exec helper (sysc-exec), one per command run in a container.
+    pub exec_exe: PathBuf,
     pub templates_dir: PathBuf,
     pub template_cache: PathBuf,
 }

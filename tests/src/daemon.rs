@@ -194,6 +194,13 @@ impl Daemon {
         }
     }
 
+    /// `sysc ARGS...` aimed at this daemon, to run however the test needs.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("sysc"));
+        command.args(args).env("SYSC_SOCKET", &self.socket);
+        command
+    }
+
     /// Runs `sysc ARGS...` and insists it succeeds; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.sysc(args);

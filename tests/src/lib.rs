@@ -5,6 +5,8 @@
 
 mod daemon;
 mod host;
+mod pty;
 
 pub use daemon::{Daemon, DaemonOptions, Output, binary};
 pub use host::{in_container, is_mounted, proc_status_field, wait_until};
+pub use pty::Terminal;

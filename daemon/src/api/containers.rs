@@ -112,6 +112,34 @@ impl Containers for ContainersService {
         Ok(Response::new(pb::ListResponse { containers }))
     }
 
+    type ExecStream = super::exec::ExecStream;
+
+    async fn exec(
+        &self,
+        request: Request<tonic::Streaming<pb::ExecRequest>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let stream = super::exec::serve(self.manager.clone(), request.into_inner()).await?;
+        Ok(Response::new(stream))
+    }
+
+    type ConsoleStream = super::console::ConsoleStream;
+
+    async fn console(
+        &self,
+        request: Request<tonic::Streaming<pb::ConsoleRequest>>,
+    ) -> Result<Response<Self::ConsoleStream>, Status> {
+        let stream = super::console::serve(self.manager.clone(), request.into_inner()).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn console_log(
+        &self,
+        request: Request<pb::ConsoleLogRequest>,
+    ) -> Result<Response<pb::ConsoleLogResponse>, Status> {
+        let log = self.manager.console_log(&request.into_inner().name).await?;
+        Ok(Response::new(pb::ConsoleLogResponse { log }))
+    }
+
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Container>, Status> {
         let view = self.manager.get(&request.into_inner().name).await?;
         Ok(Response::new(convert::container(view)))

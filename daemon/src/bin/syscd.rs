@@ -99,10 +99,16 @@ fn main() -> anyhow::Result<()> {
         bail!("syscd must run as root");
     }
     let exe = std::env::current_exe().context("find syscd's own path")?;
-    let monitor_exe = exe.with_file_name("sysc-monitor");
-    if !monitor_exe.is_file() {
-        bail!("sysc-monitor not found next to syscd ({})", monitor_exe.display());
-    }
+    let helper = |name: &str| {
+        let path = exe.with_file_name(name);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(anyhow::anyhow!("{name} not found next to syscd ({})", path.display()))
+        }
+    };
+    let monitor_exe = helper("sysc-monitor")?;
+    let exec_exe = helper("sysc-exec")?;
     let settings = Settings {
         socket: args.socket.clone().unwrap_or_else(|| args.root.join("unix.socket")),
         cgroup: cgroup_config(&args)?,
@@ -110,6 +116,7 @@ fn main() -> anyhow::Result<()> {
         template_cache: args.template_cache.clone(),
         idmap_base: args.idmap_base,
         monitor_exe,
+        exec_exe,
         root: args.root.clone(),
         run_dir: args.run_dir.clone(),
     };

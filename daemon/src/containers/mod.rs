@@ -2,20 +2,26 @@
 //! run containers on the other. Every change to one container holds that container's
 //! lock, so requests on it are serialized.
 
+mod console;
 mod create;
 mod delete;
+mod exec;
 mod exits;
 mod lifecycle;
 pub mod monitor_client;
 mod recover;
 mod rename;
+mod seqpacket;
 mod setup;
 mod view;
 
 use std::sync::Arc;
 
+pub use console::ConsoleConnection;
 pub use create::CreateParams;
+pub use exec::{ExecIo, ExecParams, ExecSession};
 pub use lifecycle::stop_timeout;
+pub use seqpacket::SeqPacket as SeqPacketHandle;
 pub use view::{ContainerView, Live};
 
 use crate::db::{ContainerRecord, Db, RecordStatus};

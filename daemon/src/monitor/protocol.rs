@@ -14,6 +14,14 @@ pub enum Request {
     Kill,
     /// Answered with `Exited` once the init is gone and the container is cleaned up.
     Wait,
+    /// Answered with `Ok` carrying a pidfd of the init (SCM_RIGHTS): whoever joins the
+    /// container's namespaces through it can't be misled by a reused PID.
+    Pidfd,
+    /// Answered with `Ok`; from then on the connection carries raw bytes: what the
+    /// console shows, and what is typed into it.
+    Console,
+    /// Sets the console's window size. Answered with `Ok`.
+    Resize { rows: u16, cols: u16 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

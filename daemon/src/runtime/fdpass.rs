@@ -16,7 +16,12 @@ pub fn send(sock: BorrowedFd<'_>, message: &[u8], fds: &[RawFd]) -> nix::Result<
 /// One message and the descriptors that came with it; an empty message means the
 /// peer closed its end (for the setup process: it exec'd its init).
 pub fn recv(sock: BorrowedFd<'_>) -> nix::Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let mut buf = vec![0u8; 4096];
+    recv_up_to(sock, 4096)
+}
+
+/// Like `recv`, for messages of up to `capacity` bytes (longer ones are an error).
+pub fn recv_up_to(sock: BorrowedFd<'_>, capacity: usize) -> nix::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; capacity];
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let (len, fds) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -27,6 +32,9 @@ pub fn recv(sock: BorrowedFd<'_>) -> nix::Result<(Vec<u8>, Vec<OwnedFd>)> {
                 // SAFETY: SCM_RIGHTS hands us new descriptors that nothing else owns.
                 fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
             }
+        }
+        if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+            return Err(nix::errno::Errno::EMSGSIZE);
         }
         (msg.bytes, fds)
     };

@@ -5,7 +5,7 @@
 mod child;
 mod devices;
 mod error;
-mod fdpass;
+pub(crate) mod fdpass;
 mod mountapi;
 mod parent;
 pub mod signals;

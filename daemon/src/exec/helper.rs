@@ -1,0 +1,300 @@
+//! The exec helper (`sysc-exec`), one per command, single-threaded. It gets the init's
+//! pidfd from the container's monitor, steps into the container's v1 cgroups and PID
+//! namespace, clones the command into a cgroup2 leaf of its own inside the container's
+//! cgroup, reports `started`, relays signals, and reports the exit. If the daemon's end
+//! of the control socket closes first (the client went away, or the daemon died), it
+//! kills everything in the leaf.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+
+use super::child;
+use super::messages::{FromHelper, ToHelper};
+use super::spec::{CONTROL_FD, ExecSpec, MAX_SPEC_BYTES};
+use crate::monitor::protocol::{Request, Response, encode};
+use crate::runtime::fdpass;
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Runs the helper on the control socket at fd 3. Returns the helper's exit status.
+pub fn main() -> i32 {
+    // SAFETY: fd 3 is the control socket the daemon handed us; we own it from here.
+    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    let spec = match read_spec(&control) {
+        Ok(spec) => spec,
+        Err(message) => {
+            report(
+                &control,
+                &FromHelper::Error {
+                    invalid: false,
+                    message,
+                },
+                None,
+            );
+            return 1;
+        }
+    };
+    match run(&spec, &control) {
+        Ok(()) => 0,
+        Err(failure) => {
+            report(
+                &control,
+                &FromHelper::Error {
+                    invalid: failure.invalid,
+                    message: failure.message,
+                },
+                None,
+            );
+            1
+        }
+    }
+}
+
+fn read_spec(control: &OwnedFd) -> Result<ExecSpec, String> {
+    let (bytes, _) =
+        fdpass::recv_up_to(control.as_fd(), MAX_SPEC_BYTES).map_err(|e| format!("read the exec spec: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("parse the exec spec: {e}"))
+}
+
+fn report(control: &OwnedFd, message: &FromHelper, fd: Option<&OwnedFd>) {
+    let fds: Vec<i32> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let _ = fdpass::send(control.as_fd(), message.encode().as_bytes(), &fds);
+}
+
+fn internal(what: &str, err: impl std::fmt::Display) -> child::Failure {
+    child::Failure {
+        invalid: false,
+        message: format!("{what}: {err}"),
+    }
+}
+
+fn run(spec: &ExecSpec, control: &OwnedFd) -> Result<(), child::Failure> {
+    let init = init_pidfd(&spec.monitor_socket)?;
+    let leaf = make_leaf(spec)?;
+    let leaf_dir: OwnedFd = fs::File::open(&leaf)
+        .map_err(|e| internal("open the exec cgroup", e))?
+        .into();
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| internal("create the setup socket", e))?;
+
+    setns(&init, CloneFlags::CLONE_NEWPID).map_err(|e| internal("join the container's PID namespace", e))?;
+    let (host_pid, pidfd) = {
+        let driver = spec.cgroup.driver();
+        let _placement = driver
+            .enter_v1(&spec.container)
+            .map_err(|e| internal("enter the container's cgroups", e))?;
+        clone_into(&leaf_dir, spec, &init, ours.as_raw_fd(), theirs)?
+    };
+    drop(leaf_dir);
+    // Our copies of the command's stdio must not keep its pipes open once it is gone.
+    detach_stdio();
+
+    let mut master = None;
+    let mut pid = None;
+    loop {
+        let (message, mut fds) = fdpass::recv(ours.as_fd()).map_err(|e| internal("read the command's setup", e))?;
+        if message.is_empty() {
+            break; // exec'd (or ended like a shell would, with 126/127)
+        }
+        let text = String::from_utf8_lossy(&message).into_owned();
+        if text == "pty" && fds.len() == 1 {
+            master = Some(fds.remove(0));
+        } else if let Some(n) = text.strip_prefix("pid ") {
+            pid = n.parse().ok();
+        } else if let Some(error) = FromHelper::decode(&text) {
+            let _ = waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED);
+            remove_leaf(&leaf);
+            if let FromHelper::Error { invalid, message } = error {
+                return Err(child::Failure { invalid, message });
+            }
+        }
+    }
+    report(
+        control,
+        &FromHelper::Started {
+            pid: pid.unwrap_or(0),
+            host_pid,
+        },
+        master.as_ref(),
+    );
+    drop(master);
+    supervise(control, &pidfd, &leaf);
+    Ok(())
+}
+
+/// The init's pidfd, from the monitor (never a bare PID, which could be reused).
+fn init_pidfd(monitor: &Path) -> Result<OwnedFd, child::Failure> {
+    let stream = UnixStream::connect(monitor).map_err(|_| child::Failure {
+        invalid: true,
+        message: "the container is not running".into(),
+    })?;
+    (&stream)
+        .write_all(&encode(&Request::Pidfd))
+        .map_err(|e| internal("ask the monitor for the init", e))?;
+    let (answer, mut fds) = fdpass::recv(stream.as_fd()).map_err(|e| internal("read the init's pidfd", e))?;
+    if !fds.is_empty() {
+        return Ok(fds.remove(0));
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let message = match serde_json::from_str::<Response>(answer.lines().next().unwrap_or_default()) {
+        Ok(Response::Error { message }) => message,
+        _ => "the monitor sent no pidfd".into(),
+    };
+    Err(internal("get the container's init", message))
+}
+
+/// A cgroup2 leaf under the container's cgroup for this one command.
+fn make_leaf(spec: &ExecSpec) -> Result<PathBuf, child::Failure> {
+    let suffix: u64 = rand::random();
+    let leaf = spec
+        .cgroup
+        .driver()
+        .unified_dir(&spec.container)
+        .join(format!(".sysc-exec-{suffix:016x}"));
+    fs::create_dir(&leaf).map_err(|e| internal("create the exec cgroup", e))?;
+    Ok(leaf)
+}
+
+fn remove_leaf(leaf: &Path) {
+    // A daemon the command started may still live there; then the leaf stays until the
+    // container stops (the monitor removes the whole tree).
+    let _ = fs::remove_dir(leaf);
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 into the exec cgroup (no migration afterwards: see cgroup::CgroupDriver).
+fn clone_into(
+    leaf: &OwnedFd,
+    spec: &ExecSpec,
+    init: &OwnedFd,
+    ours: i32,
+    theirs: OwnedFd,
+) -> Result<(i32, OwnedFd), child::Failure> {
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: libc::CLONE_PIDFD as u64 | CLONE_INTO_CGROUP,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: leaf.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: a fork-like clone3 (no new stack) in a single-threaded process; the child
+    // runs child::run, which execs or _exits.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if rc == 0 {
+        // SAFETY: the helper's end of the setup socket, unused in the child.
+        unsafe { libc::close(ours) };
+        child::run(spec, init, theirs);
+    }
+    let host_pid = Errno::result(rc).map_err(|e| internal("start the command", e))?;
+    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+    Ok((host_pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+fn detach_stdio() {
+    if let Ok(null) = fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            // SAFETY: dup2(2) onto our standard descriptors.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Relays signals until the command ends; kills everything in its leaf if the daemon
+/// goes away first.
+fn supervise(control: &OwnedFd, pidfd: &OwnedFd, leaf: &Path) {
+    let mut killed = false;
+    loop {
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(control.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+        let exited = fds[0].any().unwrap_or(false);
+        let from_daemon = fds[1].any().unwrap_or(false);
+        if exited {
+            break;
+        }
+        if from_daemon && !killed {
+            let message = fdpass::recv(control.as_fd()).ok().map(|(m, _)| m).unwrap_or_default();
+            match ToHelper::decode(&String::from_utf8_lossy(&message)) {
+                Some(ToHelper::Signal(signal)) => {
+                    // SAFETY: pidfd_send_signal(2) to our own child.
+                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, 0usize, 0u32) };
+                }
+                // "kill", or the daemon's end closed (empty message): nobody wants the
+                // output any more, so nothing the command started may linger.
+                Some(ToHelper::Kill) | None => {
+                    kill_leaf(leaf);
+                    killed = true;
+                }
+            }
+        }
+    }
+    let status = waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED);
+    let (code, signal) = match status {
+        Ok(WaitStatus::Exited(_, code)) => (Some(code), None),
+        Ok(WaitStatus::Signaled(_, signal, _)) => (None, Some(signal as i32)),
+        _ => (None, Some(libc::SIGKILL)),
+    };
+    if killed {
+        wait_until_empty(leaf);
+    }
+    report(control, &FromHelper::Exited { code, signal }, None);
+    remove_leaf(leaf);
+}
+
+fn kill_leaf(leaf: &Path) {
+    let _ = fs::write(leaf.join("cgroup.kill"), "1");
+}
+
+fn wait_until_empty(leaf: &Path) {
+    let events = leaf.join("cgroup.events");
+    for _ in 0..500 {
+        let populated = fs::File::open(&events)
+            .map(|f| {
+                BufReader::new(f)
+                    .lines()
+                    .any(|l| l.map(|l| l == "populated 1").unwrap_or(false))
+            })
+            .unwrap_or(false);
+        if !populated {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
