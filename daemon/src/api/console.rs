@@ -12,18 +12,10 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use super::convert;
 use crate::containers::Manager;
-use crate::exec::WindowSize;
 
 pub type ConsoleStream = Pin<Box<dyn Stream<Item = Result<pb::ConsoleResponse, Status>> + Send>>;
-
-fn window(size: &pb::WindowSize) -> WindowSize {
-    let clamp = |v: u32| v.clamp(1, u32::from(u16::MAX)) as u16;
-    WindowSize {
-        rows: clamp(size.rows),
-        cols: clamp(size.cols),
-    }
-}
 
 pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ConsoleRequest>) -> Result<ConsoleStream, Status> {
     let Some(pb::ConsoleRequest {
@@ -33,7 +25,11 @@ pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ConsoleReques
         return Err(Status::invalid_argument("the first console message must be attach"));
     };
     let name = attach.name;
-    let size = attach.window.as_ref().filter(|w| w.rows > 0 && w.cols > 0).map(window);
+    let size = attach
+        .window
+        .as_ref()
+        .filter(|w| w.rows > 0 && w.cols > 0)
+        .map(|w| convert::window_size(Some(w)));
     let connection = manager.console(&name, size).await?;
     let (mut reader, mut writer) = (connection.reader, connection.writer);
     let (tx, rx) = mpsc::channel(16);
@@ -47,7 +43,7 @@ pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ConsoleReques
                     }
                 }
                 Some(In::Resize(size)) => {
-                    let _ = manager.console_resize(&name, window(&size)).await;
+                    let _ = manager.console_resize(&name, convert::window_size(Some(&size))).await;
                 }
                 Some(In::Attach(_)) | None => {}
             }

@@ -9,6 +9,21 @@ use crate::images::Template;
 use crate::monitor::protocol::ExitRecord;
 use crate::runtime::signals;
 
+/// A client's window size; 0 or missing dimensions mean the classic 24×80.
+pub fn window_size(size: Option<&pb::WindowSize>) -> crate::exec::WindowSize {
+    let clamp = |v: u32, default: u16| {
+        if v == 0 {
+            default
+        } else {
+            v.min(u32::from(u16::MAX)) as u16
+        }
+    };
+    crate::exec::WindowSize {
+        rows: clamp(size.map(|s| s.rows).unwrap_or(0), 24),
+        cols: clamp(size.map(|s| s.cols).unwrap_or(0), 80),
+    }
+}
+
 pub fn timestamp(ms: i64) -> Option<Timestamp> {
     (ms > 0).then(|| Timestamp {
         seconds: ms.div_euclid(1000),

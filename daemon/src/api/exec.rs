@@ -46,7 +46,7 @@ pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ExecRequest>)
         cwd: (!start.cwd.is_empty()).then_some(start.cwd),
         uid: start.uid,
         gid: start.gid,
-        tty: start.tty.then(|| window(start.window.as_ref())),
+        tty: start.tty.then(|| convert::window_size(start.window.as_ref())),
         term: start.term,
     };
     let session = manager.exec(params).await?;
@@ -62,20 +62,6 @@ pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ExecRequest>)
         .await;
     tokio::spawn(relay(session, input, tx));
     Ok(Box::pin(ReceiverStream::new(rx)))
-}
-
-fn window(size: Option<&pb::WindowSize>) -> WindowSize {
-    let clamp = |v: u32, default: u16| {
-        if v == 0 {
-            default
-        } else {
-            v.min(u32::from(u16::MAX)) as u16
-        }
-    };
-    WindowSize {
-        rows: clamp(size.map(|s| s.rows).unwrap_or(0), 24),
-        cols: clamp(size.map(|s| s.cols).unwrap_or(0), 80),
-    }
 }
 
 /// Where client input goes.
@@ -146,7 +132,7 @@ async fn forward_input(
             Some(In::StdinEof(_)) => end_input(&mut writer).await,
             Some(In::Resize(size)) => {
                 if let Input::Pty(master) = &writer {
-                    resize(master.get_ref(), window(Some(&size)));
+                    resize(master.get_ref(), convert::window_size(Some(&size)));
                 }
             }
             Some(In::Signal(signal)) => {

@@ -12,10 +12,7 @@ use nix::unistd::{Gid, Uid, setresgid, setresuid, setsid};
 
 use super::path_search::{self, NotRunnable};
 use super::spec::ExecSpec;
-use crate::runtime::fdpass;
-
-/// Bounding-set drops every container process gets (the same as its init's).
-const DROPPED_CAPABILITIES: [i32; 5] = [16, 17, 25, 32, 33];
+use crate::runtime::{fdpass, process};
 
 pub struct Failure {
     /// The request was at fault (bad uid, cwd, ...), not the host.
@@ -106,11 +103,10 @@ fn setup_and_exec(spec: &ExecSpec, init: &OwnedFd, setup: &OwnedFd) -> Result<In
             }
         }
     }
-    for cap in DROPPED_CAPABILITIES {
-        // SAFETY: prctl(2) with constant arguments; fails harmlessly once ids are non-root.
-        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-    }
-    reset_signals();
+    // Once the ids are not root, CAP_SETPCAP is gone and the drop fails: harmless, as
+    // such a process has no capabilities to begin with.
+    let _ = process::drop_bounding_capabilities();
+    process::reset_signals();
     exec(spec)
 }
 
@@ -142,22 +138,6 @@ fn open_pty(size: super::WindowSize) -> Result<(OwnedFd, OwnedFd), Failure> {
 fn set_cloexec(fd: &OwnedFd) {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
-}
-
-/// The helper, like every Rust program, ignores SIGPIPE; ignored signals survive exec,
-/// and the command must start with default dispositions and an empty mask.
-fn reset_signals() {
-    // SAFETY: resetting dispositions and the mask of this single-threaded process.
-    unsafe {
-        for signal in 1..libc::SIGRTMAX() {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                libc::signal(signal, libc::SIG_DFL);
-            }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
 }
 
 /// Execs the command; if it can't, says so on stderr and exits like a shell.

@@ -22,9 +22,7 @@ use super::child;
 use super::messages::{FromHelper, ToHelper};
 use super::spec::{CONTROL_FD, ExecSpec, MAX_SPEC_BYTES};
 use crate::monitor::protocol::{Request, Response, encode};
-use crate::runtime::fdpass;
-
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+use crate::runtime::{fdpass, process};
 
 /// Runs the helper on the control socket at fd 3. Returns the helper's exit status.
 pub fn main() -> i32 {
@@ -171,23 +169,7 @@ fn remove_leaf(leaf: &Path) {
     let _ = fs::remove_dir(leaf);
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// clone3 into the exec cgroup (no migration afterwards: see cgroup::CgroupDriver).
+/// Forks the command into the exec cgroup.
 fn clone_into(
     leaf: &OwnedFd,
     spec: &ExecSpec,
@@ -195,31 +177,17 @@ fn clone_into(
     ours: i32,
     theirs: OwnedFd,
 ) -> Result<(i32, OwnedFd), child::Failure> {
-    let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags: libc::CLONE_PIDFD as u64 | CLONE_INTO_CGROUP,
-        pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: leaf.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    // SAFETY: a fork-like clone3 (no new stack) in a single-threaded process; the child
-    // runs child::run, which execs or _exits.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if rc == 0 {
-        // SAFETY: the helper's end of the setup socket, unused in the child.
-        unsafe { libc::close(ours) };
-        child::run(spec, init, theirs);
+    // SAFETY: the helper is single-threaded; the child runs child::run, which execs or
+    // _exits.
+    match unsafe { process::fork_into_cgroup(0, leaf.as_fd()) } {
+        Ok(process::Forked::Child) => {
+            // SAFETY: the helper's end of the setup socket, unused in the child.
+            unsafe { libc::close(ours) };
+            child::run(spec, init, theirs);
+        }
+        Ok(process::Forked::Parent { pid, pidfd }) => Ok((pid, pidfd)),
+        Err(e) => Err(internal("start the command", e)),
     }
-    let host_pid = Errno::result(rc).map_err(|e| internal("start the command", e))?;
-    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
-    Ok((host_pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 fn detach_stdio() {

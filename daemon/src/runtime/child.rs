@@ -20,17 +20,8 @@ use super::devices;
 use super::error::{Context, Result, RuntimeError};
 use super::fdpass;
 use super::mountapi;
+use super::process;
 use super::spec::ContainerSpec;
-
-/// Capabilities no container keeps: with SYS_MODULE and SYS_RAWIO systemd tries
-/// modprobe and debugfs and ends `degraded`; the others touch the whole host.
-const DROPPED_CAPABILITIES: [i32; 5] = [
-    16, // CAP_SYS_MODULE
-    17, // CAP_SYS_RAWIO
-    25, // CAP_SYS_TIME
-    32, // CAP_MAC_OVERRIDE
-    33, // CAP_MAC_ADMIN
-];
 
 /// Entry point of the cloned process; never returns. Failures go to the monitor as an
 /// "error ..." message.
@@ -104,13 +95,8 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     loopback_up()?;
     setsid().ctx("setsid")?;
     attach_console()?;
-    for cap in DROPPED_CAPABILITIES {
-        // SAFETY: prctl(2) with constant arguments.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
-            return Err(nix::Error::last()).ctx(format!("drop capability {cap}"));
-        }
-    }
-    reset_signals();
+    process::drop_bounding_capabilities().ctx("drop capabilities from the bounding set")?;
+    process::reset_signals();
     // SAFETY: prctl(2); the init must outlive a monitor that crashes.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
     exec(spec)
@@ -264,22 +250,6 @@ fn loopback_up() -> Result<()> {
         if rc == 0 { Ok(()) } else { Err(err) }
     };
     rc.ctx("bring up lo")
-}
-
-/// The monitor ignores SIGPIPE and may block signals; ignored signals survive exec, so
-/// the init would inherit them.
-fn reset_signals() {
-    // SAFETY: resetting dispositions and the mask of this single-threaded process.
-    unsafe {
-        for signal in 1..libc::SIGRTMAX() {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                libc::signal(signal, libc::SIG_DFL);
-            }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
 }
 
 fn exec(spec: &ContainerSpec) -> Result<Infallible> {

@@ -8,6 +8,7 @@ mod error;
 pub(crate) mod fdpass;
 mod mountapi;
 mod parent;
+pub(crate) mod process;
 pub mod signals;
 pub mod spec;
 

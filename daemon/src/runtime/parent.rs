@@ -3,9 +3,8 @@
 //! console, and learn whether its init ran.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -16,6 +15,7 @@ use super::child;
 use super::error::{Context, Result, RuntimeError};
 use super::fdpass;
 use super::mountapi;
+use super::process;
 use super::spec::ContainerSpec;
 use crate::cgroup::Owner;
 
@@ -103,25 +103,6 @@ fn start_in_cgroup(
     Ok(Started { pid, pidfd, console })
 }
 
-/// The kernel's struct clone_args (clone3(2)).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
 /// Clones the setup process into new namespaces, born in the container's cgroup2
 /// directory (and in the v1 cgroups the caller stepped into), with a pidfd for it.
 ///
@@ -143,35 +124,20 @@ fn clone_child(spec: &ContainerSpec, ours: i32, theirs: OwnedFd, cgroup: &OwnedF
         nix::unistd::setfsuid(Uid::from_raw(0));
         nix::unistd::setfsgid(Gid::from_raw(0));
     }
-    let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64 | CLONE_INTO_CGROUP,
-        pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    // SAFETY: a fork-like clone3 (no new stack) in a single-threaded process; the child
-    // only runs the setup below and then execs or _exits.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if rc == 0 {
+    // SAFETY: the monitor is single-threaded; the child runs the setup, then execs
+    // the init or _exits.
+    let forked = unsafe { process::fork_into_cgroup(flags.bits() as u64, cgroup.as_fd()) };
+    if let Ok(process::Forked::Child) = forked {
         // SAFETY: closing the monitor's end in the child, which never uses it.
         unsafe { libc::close(ours) };
         child::run(spec, theirs);
     }
-    let clone_result = Errno::result(rc);
     if spec.idmap.is_some() {
         seteuid(Uid::from_raw(0)).ctx("switch back to uid 0")?;
         setegid(Gid::from_raw(0)).ctx("switch back to gid 0")?;
     }
-    let pid = clone_result.ctx("clone the container's namespaces")?;
-    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok((Pid::from_raw(pid as i32), pidfd))
+    match forked.ctx("clone the container's namespaces")? {
+        process::Forked::Parent { pid, pidfd } => Ok((Pid::from_raw(pid), pidfd)),
+        process::Forked::Child => unreachable!("the child never gets here"),
+    }
 }
