@@ -13,7 +13,11 @@ use tonic::transport::{Channel, Endpoint};
 pub async fn connect(socket: &Path) -> anyhow::Result<Channel> {
     let path = socket.to_path_buf();
     // The URI is required by tonic but unused: every connection goes to the socket.
+    // Large HTTP/2 windows: exec output streams megabytes, and the default 64 KiB
+    // window would stall it on every window update.
     Endpoint::from_static("http://localhost")
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(8 << 20)
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }

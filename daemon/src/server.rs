@@ -19,6 +19,9 @@ use crate::images::Images;
 use crate::settings::Settings;
 use crate::storage::{self, DriverChoice};
 
+/// HTTP/2 flow-control window per stream and per connection.
+const STREAM_WINDOW: u32 = 8 << 20;
+
 /// The longest name a unix socket path may have (sun_path is 108 bytes with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
 
@@ -64,6 +67,10 @@ pub async fn run(
     tracing::info!(socket = %settings.socket.display(), root = %settings.root.display(), "serving");
     manager.autostart();
     let served = tonic::transport::Server::builder()
+        // Exec and file transfers stream megabytes: HTTP/2's default 64 KiB windows would
+        // stall them on a window update every 64 KiB.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(STREAM_WINDOW)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ContainersServer::new(ContainersService::new(manager.clone())))

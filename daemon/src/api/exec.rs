@@ -30,7 +30,7 @@ type Sender = mpsc::Sender<Result<pb::ExecResponse, Status>>;
 /// After the command exits, output still in flight is passed on until its pipes close
 /// or nothing more arrives for this long (a daemon it started may hold them open).
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 1 << 20;
 
 pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ExecRequest>) -> Result<ExecStream, Status> {
     let Some(pb::ExecRequest {

@@ -6,7 +6,8 @@ use anyhow::Result;
 use crate::interrupt::interrupted;
 use crate::lxc::Lxc;
 use crate::manager::{Manager, Template};
-use crate::measure::settle;
+use crate::measure::{settle, start_ready};
+use crate::readiness::Readiness;
 use crate::series::Series;
 use crate::sysc::Sysc;
 
@@ -103,6 +104,41 @@ impl Bench {
                 if let Ok(manager) = sides[side] {
                     series[side].measure(manager.label(), || measure(manager));
                 }
+            }
+        }
+        series
+    }
+
+    /// `side_by_side` on a container that runs all along: `name` is started on every side
+    /// (untimed, until an exec works) and `set_up` run in it before the first run, and
+    /// it is killed after the last. A side whose start or set-up fails keeps that as its
+    /// reason.
+    pub fn side_by_side_running<T, const N: usize>(
+        &self,
+        sides: [Side<'_>; N],
+        template: Template,
+        name: &str,
+        set_up: impl Fn(&dyn Manager) -> Result<()>,
+        measure: impl FnMut(&dyn Manager) -> Result<T>,
+    ) -> [Series<T>; N] {
+        eprintln!("  starting {name} on every side");
+        let running = sides.each_ref().map(|side| {
+            let manager = side.clone()?;
+            start_ready(manager, name, Readiness::ExecWorks(template))
+                .and_then(|()| set_up(manager))
+                .map(|()| manager)
+                .map_err(|err| {
+                    let reason = format!("start {name} and set it up: {err:#}");
+                    eprintln!("  {}: {reason}", manager.label());
+                    reason
+                })
+        });
+        let series = self.side_by_side(running, measure);
+        // Also where the start or the set-up failed half-way.
+        for manager in sides.into_iter().flatten() {
+            if let Err(err) = manager.kill(name) {
+                // Not a measurement: the final clean-up gets another go at it.
+                eprintln!("  {}: kill {name}: {err:#}", manager.label());
             }
         }
         series

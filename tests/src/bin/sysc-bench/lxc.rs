@@ -233,6 +233,13 @@ impl Manager for Lxc {
         Ok(())
     }
 
+    /// With our config, where `lxc-start -f` took it from: LXC's default place for it.
+    fn exec(&self, name: &str, command: &[&str]) -> Command {
+        let mut attach = self.tool("lxc-attach", &Self::full_name(name));
+        attach.arg("--").args(command);
+        attach
+    }
+
     fn monitor_marker(&self) -> &'static str {
         "[lxc monitor]"
     }

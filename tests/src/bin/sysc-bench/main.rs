@@ -7,8 +7,9 @@
 //! rootfs) on a btrfs loop-file pool, through a private syscd. LXC runs privileged (no
 //! idmap) from config files written here, with a private lxcpath on its own btrfs loop
 //! file, booting `cp -a` copies of sysc's own image root filesystems. So that the debian
-//! start and stop can also be compared like with like, those two scenarios also boot a
-//! privileged sysc container (same daemon, same image) in the same runs. Everything made
+//! start and stop and the exec figures can also be compared like with like, those
+//! scenarios also run a privileged sysc container (same daemon, same image) in the same
+//! runs. Everything made
 //! here (daemon, containers, cgroups, mounts, loop devices) is removed on the way out,
 //! also after a failure or Ctrl-C.
 //!
@@ -41,7 +42,7 @@ use crate::report::{Figure, Report};
 #[derive(Parser)]
 #[command(
     name = "sysc-bench",
-    about = "sysc beside LXC on this host: start, stop, density and second-launch timings",
+    about = "sysc beside LXC on this host: start, stop, density, second-launch and exec timings",
     after_help = "Run as root. Set SYSC_TEST_TEMPLATE_CACHE to a debootstrap cache \
                   (e.g. /var/cache/sysc-dev) so the debian image builds in seconds."
 )]
@@ -70,6 +71,10 @@ enum Scenario {
     BusyboxMany,
     /// create + start from a cached image, debian beside busybox
     SecondLaunch,
+    /// busybox: round trip of `exec b -- true` (sysc exec, lxc-attach), a median of many calls
+    Exec,
+    /// busybox: stdout throughput of `exec b -- cat` of a 100 MB file
+    ExecThroughput,
 }
 
 impl Scenario {
@@ -80,6 +85,8 @@ impl Scenario {
             Self::DebianStop => scenarios::debian_stop(bench),
             Self::BusyboxMany => scenarios::busybox_many(bench),
             Self::SecondLaunch => scenarios::second_launch(bench),
+            Self::Exec => scenarios::exec(bench),
+            Self::ExecThroughput => scenarios::exec_throughput(bench),
         }
     }
 

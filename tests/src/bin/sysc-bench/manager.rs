@@ -1,5 +1,7 @@
 //! The managers behind one interface, so each measurement is written once for all sides.
 
+use std::process::Command;
+
 use anyhow::{Result, anyhow};
 
 /// Clean-stop budget on every side (sysc's default; LXC is given the same).
@@ -60,6 +62,9 @@ pub trait Manager {
     fn launch(&self, template: Template, name: &str) -> Result<()>;
     /// Kills and deletes those of `names` that exist.
     fn delete_all(&self, names: &[&str]) -> Result<()>;
+    /// The manager's own command that runs `command` in the running container (`sysc
+    /// exec`, `lxc-attach`), as a user would type it; not started yet.
+    fn exec(&self, name: &str, command: &[&str]) -> Command;
     /// Part of the command line of the process that is an init's parent.
     fn monitor_marker(&self) -> &'static str;
 }

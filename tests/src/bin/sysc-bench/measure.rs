@@ -12,10 +12,13 @@ use crate::manager::{Manager, STOP_TIMEOUT_SECS, Template};
 use crate::pidfd::Pidfd;
 use crate::readiness::{Readiness, poll_until};
 use crate::series::{Sample, median};
-use crate::util::{parent_pid, run};
+use crate::util::{COMMAND_TIMEOUT, parent_pid, run, run_counted};
 
 /// Quiet time before each measurement, after a `sync`.
 pub const SETTLE_PAUSE: Duration = Duration::from_millis(200);
+
+/// Longest one `exec NAME -- true` may take before the sample fails.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn boot_then_kill(m: &dyn Manager, name: &str, readiness: Readiness) -> Result<Sample> {
     let booted = boot(m, name, readiness).map(|b| b.sample);
@@ -51,6 +54,58 @@ pub fn launch_then_delete(m: &dyn Manager, template: Template, name: &str) -> Re
         .launch(template, name)
         .map(|()| Sample::plain(millis(began.elapsed())));
     measured_then(launched, || m.delete_all(&[name]))
+}
+
+/// Starts the container and waits until `readiness` holds: the untimed set-up of the
+/// measurements on a running container.
+pub fn start_ready(m: &dyn Manager, name: &str, readiness: Readiness) -> Result<()> {
+    boot(m, name, readiness).map(drop)
+}
+
+/// One run's exec round trip: `warm_up` untimed calls of `exec NAME -- true`, then
+/// `calls` timed ones back to back, each from its spawn to its exit. The sample is their
+/// median, noted with the fastest and the slowest.
+pub fn exec_round_trips(m: &dyn Manager, name: &str, warm_up: usize, calls: usize) -> Result<Sample> {
+    let mut times = Vec::with_capacity(calls);
+    for call in 0..warm_up + calls {
+        check_interrupted()?;
+        let done = run_counted(&mut m.exec(name, &["true"]), EXEC_TIMEOUT)?;
+        if call >= warm_up {
+            times.push(millis(done.elapsed));
+        }
+    }
+    let median = median(&times).ok_or_else(|| anyhow!("no timed calls"))?;
+    let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let slowest = times.iter().copied().fold(0.0, f64::max);
+    Ok(Sample {
+        value: median,
+        note: Some(format!("{fastest:.1}–{slowest:.1}")),
+    })
+}
+
+/// One run's stdout throughput: `reads` times `exec NAME -- cat PATH`, a file of `bytes`
+/// bytes, read to the end (counted, not kept), each timed from spawn to exit as a user
+/// would time it. The sample is the median rate in MB/s (10^6 bytes a second), noted
+/// with every read's.
+pub fn exec_cat_throughput(m: &dyn Manager, name: &str, path: &str, bytes: u64, reads: usize) -> Result<Sample> {
+    let mut rates = Vec::with_capacity(reads);
+    for _ in 0..reads {
+        check_interrupted()?;
+        let done = run_counted(&mut m.exec(name, &["cat", path]), COMMAND_TIMEOUT)?;
+        ensure!(
+            done.stdout_bytes == bytes,
+            "{} {name}: `cat {path}` gave {} bytes, not {bytes}",
+            m.label(),
+            done.stdout_bytes
+        );
+        rates.push(bytes as f64 / done.elapsed.as_secs_f64() / 1e6);
+    }
+    let median = median(&rates).ok_or_else(|| anyhow!("no reads"))?;
+    let each: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
+    Ok(Sample {
+        value: median,
+        note: Some(each.join("/")),
+    })
 }
 
 /// Lets the previous measurement's write-back (a killed container's files, a deleted

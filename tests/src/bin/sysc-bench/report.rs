@@ -11,6 +11,8 @@ use crate::series::Series;
 pub enum Unit {
     Ms,
     KiB,
+    /// Throughput: 10^6 bytes a second.
+    MBps,
 }
 
 impl Unit {
@@ -18,13 +20,44 @@ impl Unit {
         match self {
             Self::Ms => format!("{value:.1} ms"),
             Self::KiB => format!("{value:.0} KiB"),
+            Self::MBps => format!("{value:.0} MB/s"),
         }
     }
 
     fn bare(self, value: f64) -> String {
         match self {
             Self::Ms => format!("{value:.1}"),
-            Self::KiB => format!("{value:.0}"),
+            Self::KiB | Self::MBps => format!("{value:.0}"),
+        }
+    }
+
+    /// Times and memory: the less, the better. Throughput is the other way round.
+    fn lower_is_better(self) -> bool {
+        !matches!(self, Self::MBps)
+    }
+}
+
+/// What a figure's sysc median is held against.
+pub enum Reference {
+    /// Another side's samples from the same runs: LXC's, or sysc's own elsewhere.
+    Measured { label: &'static str, series: Series },
+    /// A fixed figure in the row's unit: an absolute target.
+    Constant(f64),
+}
+
+impl Reference {
+    fn median(&self) -> Option<f64> {
+        match self {
+            Self::Measured { series, .. } => series.median(),
+            Self::Constant(value) => Some(*value),
+        }
+    }
+
+    /// The side's name and samples, unless it is a constant.
+    fn measured(&self) -> Option<(&'static str, &Series)> {
+        match self {
+            Self::Measured { label, series } => Some((label, series)),
+            Self::Constant(_) => None,
         }
     }
 }
@@ -33,9 +66,9 @@ pub struct Figure {
     pub label: String,
     pub unit: Unit,
     pub sysc: Series,
-    pub reference_label: &'static str,
-    pub reference: Series,
-    /// Met when sysc ≤ target × reference; None: shown for comparison only.
+    pub reference: Reference,
+    /// Met when sysc ≤ target × reference, or ≥ for a unit where more is better (MB/s);
+    /// None: shown for comparison only.
     pub target: Option<f64>,
 }
 
@@ -45,14 +78,40 @@ impl Figure {
             label: label.to_string(),
             unit,
             sysc,
-            reference_label: "LXC",
-            reference: lxc,
+            reference: Reference::Measured {
+                label: "LXC",
+                series: lxc,
+            },
             target,
+        }
+    }
+
+    /// sysc's median against a fixed figure (in `unit`) that it must meet by itself.
+    pub fn versus_constant(label: &str, unit: Unit, sysc: Series, limit: f64) -> Self {
+        Self {
+            label: label.to_string(),
+            unit,
+            sysc,
+            reference: Reference::Constant(limit),
+            target: Some(1.0),
         }
     }
 
     fn ratio(&self) -> Option<f64> {
         Some(self.sysc.median()? / self.reference.median()?)
+    }
+
+    /// "≤" or "≥": which side of target × reference meets it.
+    fn comparison(&self) -> &'static str {
+        if self.unit.lower_is_better() { "≤" } else { "≥" }
+    }
+
+    fn meets(&self, ratio: f64, target: f64) -> bool {
+        if self.unit.lower_is_better() {
+            ratio <= target
+        } else {
+            ratio >= target
+        }
     }
 
     fn row(&self) -> Vec<String> {
@@ -65,17 +124,29 @@ impl Figure {
         let met = match (self.target, ratio) {
             (None, _) => "—".to_string(),
             (Some(_), None) => "n/a".to_string(),
-            (Some(target), Some(ratio)) if ratio <= target => "yes".to_string(),
+            (Some(target), Some(ratio)) if self.meets(ratio, target) => "yes".to_string(),
             (Some(_), Some(_)) => "NO".to_string(),
+        };
+        let reference = match &self.reference {
+            Reference::Measured { label, series } => format!("{label} {}", value(series)),
+            Reference::Constant(limit) => format!("target {}", self.unit.format(*limit)),
         };
         vec![
             self.label.clone(),
             value(&self.sysc),
-            format!("{} {}", self.reference_label, value(&self.reference)),
+            reference,
             ratio.map_or_else(|| "—".to_string(), |r| format!("{r:.2}")),
-            self.target.map_or_else(|| "—".to_string(), |t| format!("≤ {t:.2}")),
+            self.target
+                .map_or_else(|| "—".to_string(), |t| format!("{} {t:.2}", self.comparison())),
             met,
         ]
+    }
+
+    /// sysc's side and, unless it is a constant, the reference's.
+    fn sides(&self) -> Vec<(&'static str, &Series)> {
+        std::iter::once(("sysc", &self.sysc))
+            .chain(self.reference.measured())
+            .collect()
     }
 }
 
@@ -107,6 +178,9 @@ impl Report {
                 "{lxc}: PRIVILEGED (no idmap), own config, no network, btrfs loop-file lxcpath, \
                  rootfs = cp -a of sysc's image"
             ),
+            "exec: `sysc exec NAME -- CMD` beside `lxc-attach -n NAME -P LXCPATH -- CMD`, each timed \
+             from spawn to exit, stdin /dev/null, stdout and stderr pipes (no terminal)"
+                .into(),
             format!(
                 "Each run: every side in turn (rotating who goes first), each timed step \
                  on a settled host (sync, then {} ms idle).",
@@ -133,19 +207,24 @@ impl Report {
         rows.extend(self.figures.iter().map(Figure::row));
         print_aligned(&rows);
         println!();
-        println!("Target: sysc ≤ target × reference. \"—\": no target, shown for comparison.");
+        println!(
+            "Target: sysc ≤ target × reference; sysc ≥ target × reference where more is better (MB/s). \
+             \"—\": no target, shown for comparison."
+        );
         println!();
         self.print_samples();
         self.print_failures();
     }
 
     fn print_samples(&self) {
-        println!("Raw samples, in run order (ms or KiB).");
+        println!("Raw samples, in run order (ms, KiB or MB/s).");
         println!("Starts show (start command + PID look-up + wait until ready) in ms; stops show");
         println!("(until the init is gone + until the stop command returns after that) in ms.");
+        println!("Exec round trips: each run's median call (fastest–slowest call); throughput: each");
+        println!("run's median read (every read's MB/s).");
         for figure in &self.figures {
             println!("  {}", figure.label);
-            for (side, series) in [("sysc", &figure.sysc), (figure.reference_label, &figure.reference)] {
+            for (side, series) in figure.sides() {
                 let samples: Vec<String> = series
                     .samples
                     .iter()
@@ -162,7 +241,7 @@ impl Report {
     fn print_failures(&self) {
         let mut lines: Vec<String> = self.failures.clone();
         for figure in &self.figures {
-            for (side, series) in [("sysc", &figure.sysc), (figure.reference_label, &figure.reference)] {
+            for (side, series) in figure.sides() {
                 if let Some(reason) = &series.failure {
                     lines.push(format!("{}, {side}: {reason}", figure.label));
                 }

@@ -1,4 +1,4 @@
-//! The five scenarios: what each one prepares, measures on which sides, and which
+//! The scenarios: what each one prepares, measures on which sides, and which
 //! figures (with their targets) it reports.
 
 use std::collections::HashMap;
@@ -7,15 +7,30 @@ use anyhow::Result;
 
 use crate::bench::Bench;
 use crate::manager::Template;
-use crate::measure::{boot_then_kill, boot_then_time_clean_stop, launch_then_delete, start_all_then_kill};
+use crate::measure::{
+    boot_then_kill, boot_then_time_clean_stop, exec_cat_throughput, exec_round_trips, launch_then_delete,
+    start_all_then_kill,
+};
 use crate::readiness::Readiness;
-use crate::report::{Figure, Unit};
+use crate::report::{Figure, Reference, Unit};
 use crate::series::Series;
-use crate::util::apparent_size_mib;
+use crate::util::{apparent_size_mib, run};
 
 /// "Second launch must not grow with the image's size": debian may take at most this
 /// many times as long as busybox. The brief names no figure; this one is ours.
 const FLAT_LAUNCH_RATIO: f64 = 1.25;
+
+/// Untimed `exec NAME -- true` calls before each run's timed ones.
+const EXEC_WARM_UP: usize = 5;
+/// Timed calls per run; the run's sample is their median.
+const EXEC_CALLS: usize = 50;
+/// sysc's own target for an exec round trip, whatever LXC does.
+const EXEC_TARGET_MS: f64 = 10.0;
+/// The file that `exec NAME -- cat` streams out, and its size.
+const BIG_FILE: &str = "/tmp/big";
+const BIG_FILE_BYTES: u64 = 100_000_000;
+/// Timed reads of it per run; the run's sample is their median.
+const BIG_FILE_READS: usize = 5;
 
 /// Scenario 1: busybox start until an exec would succeed. Target: sysc ≤ LXC.
 pub fn busybox_start(bench: &Bench) -> Result<Vec<Figure>> {
@@ -41,10 +56,11 @@ pub fn debian_start(bench: &Bench) -> Result<Vec<Figure>> {
     });
     Ok(default_and_privileged(
         "debian start → systemd running/degraded",
+        Unit::Ms,
         sysc,
         privileged,
         lxc,
-        0.9,
+        Some(0.9),
     ))
 }
 
@@ -57,25 +73,27 @@ pub fn debian_stop(bench: &Bench) -> Result<Vec<Figure>> {
         bench.side_by_side([bench.sysc(), privileged, lxc], |m| boot_then_time_clean_stop(m, "web"));
     Ok(default_and_privileged(
         "debian clean stop → init gone",
+        Unit::Ms,
         sysc,
         privileged,
         lxc,
-        0.7,
+        Some(0.7),
     ))
 }
 
 /// The row for sysc's default, then the same row for privileged sysc, both against the
 /// same LXC samples: LXC runs privileged, so only the second compares like with like.
-fn default_and_privileged(label: &str, sysc: Series, privileged: Series, lxc: Series, target: f64) -> Vec<Figure> {
+fn default_and_privileged(
+    label: &str,
+    unit: Unit,
+    sysc: Series,
+    privileged: Series,
+    lxc: Series,
+    target: Option<f64>,
+) -> Vec<Figure> {
     vec![
-        Figure::versus_lxc(label, Unit::Ms, sysc, lxc.clone(), Some(target)),
-        Figure::versus_lxc(
-            &format!("{label} (sysc privileged)"),
-            Unit::Ms,
-            privileged,
-            lxc,
-            Some(target),
-        ),
+        Figure::versus_lxc(label, unit, sysc, lxc.clone(), target),
+        Figure::versus_lxc(&format!("{label} (sysc privileged)"), unit, privileged, lxc, target),
     ]
 }
 
@@ -138,9 +156,61 @@ pub fn second_launch(bench: &Bench) -> Result<Vec<Figure>> {
         label: "second launch is flat: debian vs busybox".into(),
         unit: Unit::Ms,
         sysc: sysc_by_template.remove(&Template::Debian).unwrap_or_default(),
-        reference_label: "sysc busybox",
-        reference: sysc_by_template.remove(&Template::Busybox).unwrap_or_default(),
+        reference: Reference::Measured {
+            label: "sysc busybox",
+            series: sysc_by_template.remove(&Template::Busybox).unwrap_or_default(),
+        },
         target: Some(FLAT_LAUNCH_RATIO),
     });
     Ok(figures)
+}
+
+/// Scenario 6: the round trip of `exec b -- true` into a running busybox container, from
+/// spawn to exit as a user would time it; each run's sample is the median of EXEC_CALLS
+/// calls. The target is absolute: sysc's default ≤ EXEC_TARGET_MS; LXC is shown
+/// beside it.
+pub fn exec(bench: &Bench) -> Result<Vec<Figure>> {
+    let lxc = bench.prepare(Template::Busybox, &["b"])?;
+    let privileged = bench.prepare_privileged(Template::Busybox, &["b"]);
+    let [sysc, privileged, lxc] = bench.side_by_side_running(
+        [bench.sysc(), privileged, lxc],
+        Template::Busybox,
+        "b",
+        |_| Ok(()),
+        |m| exec_round_trips(m, "b", EXEC_WARM_UP, EXEC_CALLS),
+    );
+    let label = "exec round trip (`true`)";
+    let mut figures = default_and_privileged(label, Unit::Ms, sysc.clone(), privileged, lxc, None);
+    figures.push(Figure::versus_constant(
+        &format!("{label}, absolute"),
+        Unit::Ms,
+        sysc,
+        EXEC_TARGET_MS,
+    ));
+    Ok(figures)
+}
+
+/// Scenario 7: stdout throughput of `exec b -- cat /tmp/big`, BIG_FILE_BYTES of random
+/// data written in the container beforehand (untimed), read to the end by the bench and
+/// counted. No target: sysc relays the output (command → daemon → gRPC → CLI), where
+/// lxc-attach hands the command the caller's own stdout; shown for comparison.
+pub fn exec_throughput(bench: &Bench) -> Result<Vec<Figure>> {
+    let lxc = bench.prepare(Template::Busybox, &["b"])?;
+    let privileged = bench.prepare_privileged(Template::Busybox, &["b"]);
+    let fill = format!("head -c {BIG_FILE_BYTES} /dev/urandom > {BIG_FILE}");
+    let [sysc, privileged, lxc] = bench.side_by_side_running(
+        [bench.sysc(), privileged, lxc],
+        Template::Busybox,
+        "b",
+        |m| run(&mut m.exec("b", &["sh", "-c", &fill])).map(drop),
+        |m| exec_cat_throughput(m, "b", BIG_FILE, BIG_FILE_BYTES, BIG_FILE_READS),
+    );
+    Ok(default_and_privileged(
+        &format!("exec stdout throughput (`cat` {} MB)", BIG_FILE_BYTES / 1_000_000),
+        Unit::MBps,
+        sysc,
+        privileged,
+        lxc,
+        None,
+    ))
 }

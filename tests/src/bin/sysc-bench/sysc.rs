@@ -48,11 +48,16 @@ impl Sysc {
         }
     }
 
+    /// `sysc ARGS` against our daemon, not started yet.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(sysc_tests::binary("sysc"));
+        command.args(args).env("SYSC_SOCKET", &self.daemon.socket);
+        command
+    }
+
     /// `sysc ARGS` against our daemon, with the same time limit as every command here.
     fn cli(&self, args: &[&str]) -> Result<String> {
-        run(Command::new(sysc_tests::binary("sysc"))
-            .args(args)
-            .env("SYSC_SOCKET", &self.daemon.socket))
+        run(&mut self.command(args))
     }
 
     fn json(&self, args: &[&str]) -> Result<Vec<Value>> {
@@ -198,6 +203,12 @@ impl Manager for Sysc {
             }
         }
         Ok(())
+    }
+
+    fn exec(&self, name: &str, command: &[&str]) -> Command {
+        let mut exec = self.command(&["exec", &self.full_name(name), "--"]);
+        exec.args(command);
+        exec
     }
 
     fn monitor_marker(&self) -> &'static str {

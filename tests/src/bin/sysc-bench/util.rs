@@ -1,17 +1,21 @@
 //! Commands and processes of the host: every command here runs with a time limit.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::pidfd::Pidfd;
 
 /// Longest any one command may run (the slowest is the debian image's first build).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs a command to completion: its stdout, or an error with its stderr.
 pub fn run(command: &mut Command) -> Result<String> {
@@ -46,6 +50,103 @@ pub fn output_within(command: &mut Command, timeout: Duration) -> Result<Output>
             bail!("`{}` still running after {timeout:?}; killed it", describe(command))
         }
     }
+}
+
+/// What `run_counted` saw of a command.
+pub struct Counted {
+    /// From just before the spawn until the command had exited and been reaped.
+    pub elapsed: Duration,
+    /// Everything it wrote to stdout, counted and dropped.
+    pub stdout_bytes: u64,
+}
+
+/// Runs a command as a script would (stdin from /dev/null, stdout and stderr pipes, no
+/// terminal), timed from just before the spawn until it has exited. Its stdout is read
+/// as it comes and only counted, so it may be as large as it likes. A command that
+/// fails, or still runs after `timeout` (then killed), is an error with its stderr.
+pub fn run_counted(command: &mut Command, timeout: Duration) -> Result<Counted> {
+    // Allocated before the clock starts.
+    let mut buffer = vec![0; 1 << 20];
+    let began = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run `{}`", describe(command)))?;
+    let deadline = began + timeout;
+    let counted = read_to_exit(&mut child, deadline, &mut buffer).and_then(|(stdout_bytes, stderr)| {
+        let status = child.wait()?;
+        let elapsed = began.elapsed();
+        ensure!(
+            status.success(),
+            "failed ({status}): {}",
+            String::from_utf8_lossy(&stderr).trim()
+        );
+        Ok(Counted { elapsed, stdout_bytes })
+    });
+    if counted.is_err() {
+        // Not reaped yet on the way here, unless it failed on its own: a no-op then.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    counted.with_context(|| format!("`{}`", describe(command)))
+}
+
+/// Reads the child's stdout (counted) and stderr (kept) to their ends, then waits until it
+/// has exited, without reaping it; all before `deadline`.
+fn read_to_exit(child: &mut Child, deadline: Instant, buffer: &mut [u8]) -> Result<(u64, Vec<u8>)> {
+    let pipe = |pipe: Option<OwnedFd>| pipe.map(File::from).ok_or_else(|| anyhow!("no pipe"));
+    let stdout = pipe(child.stdout.take().map(OwnedFd::from))?;
+    let stderr = pipe(child.stderr.take().map(OwnedFd::from))?;
+    let handle = Pidfd::open(child.id() as i32)?;
+    let (mut stdout_bytes, mut kept) = (0, Vec::new());
+    // Either pipe may fill while we wait for the other: poll both until both are at their end.
+    let files = [&stdout, &stderr];
+    let mut open = [true, true];
+    while open.contains(&true) {
+        let left = PollTimeout::try_from(remaining(deadline)?)?;
+        let polled: Vec<usize> = (0..files.len()).filter(|&index| open[index]).collect();
+        let mut fds: Vec<PollFd> = polled
+            .iter()
+            .map(|&index| PollFd::new(files[index].as_fd(), PollFlags::POLLIN))
+            .collect();
+        match poll(&mut fds, left) {
+            Err(Errno::EINTR) => continue,
+            result => result.context("poll the command's output")?,
+        };
+        // Readable, or at its end (POLLHUP): a read tells which.
+        let ready: Vec<usize> = polled
+            .into_iter()
+            .zip(&fds)
+            .filter(|(_, fd)| fd.revents().is_some_and(|events| !events.is_empty()))
+            .map(|(index, _)| index)
+            .collect();
+        for index in ready {
+            let mut file = files[index];
+            let read = match file.read(buffer) {
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                read => read.context("read the command's output")?,
+            };
+            match (index, read) {
+                (_, 0) => open[index] = false,
+                (0, read) => stdout_bytes += read as u64,
+                (_, read) => kept.extend_from_slice(&buffer[..read]),
+            }
+        }
+    }
+    // The pipes close as the command exits, just before it can be waited for.
+    ensure!(
+        handle.wait_for_exit(remaining(deadline)?)?,
+        "still running at the deadline; killed it"
+    );
+    Ok((stdout_bytes, kept))
+}
+
+fn remaining(deadline: Instant) -> Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    ensure!(!left.is_zero(), "still running at the deadline; killed it");
+    Ok(left)
 }
 
 /// The command line, shortened for messages.
