@@ -30,7 +30,10 @@ type Sender = mpsc::Sender<Result<pb::ExecResponse, Status>>;
 /// After the command exits, output still in flight is passed on until its pipes close
 /// or nothing more arrives for this long (a daemon it started may hold them open).
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
+/// Output is passed on in pieces of up to this much (the pipes are as large).
 const CHUNK: usize = 1 << 20;
+/// A terminal's output comes in small bursts.
+const PTY_CHUNK: usize = 64 * 1024;
 
 pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ExecRequest>) -> Result<ExecStream, Status> {
     let Some(pb::ExecRequest {
@@ -198,7 +201,10 @@ async fn forward_output(
         Output::Pty(master) => (None, None, Some(master)),
     };
     let mut pty_open = pty.is_some();
-    let (mut out_buf, mut err_buf, mut pty_buf) = (vec![0u8; CHUNK], vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    // Never zero-filled: read_buf writes into spare capacity. (Zeroing megabyte buffers
+    // for every command cost more than a whole `exec -- true`.)
+    let (mut out_buf, mut err_buf) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
+    let mut pty_buf = vec![0u8; PTY_CHUNK];
     let mut exit: Option<ExitRecord> = None;
     loop {
         let open = out.is_some() || err.is_some() || pty_open;
@@ -206,8 +212,8 @@ async fn forward_output(
             return exit;
         }
         let chunk = tokio::select! {
-            read = read_some(&mut out, &mut out_buf) => read.map(|n| Out::Stdout(out_buf[..n].to_vec())),
-            read = read_some(&mut err, &mut err_buf) => read.map(|n| Out::Stderr(err_buf[..n].to_vec())),
+            read = read_some(&mut out, &mut out_buf) => read.map(|_| Out::Stdout(out_buf.clone())),
+            read = read_some(&mut err, &mut err_buf) => read.map(|_| Out::Stderr(err_buf.clone())),
             read = read_pty(pty.as_deref(), pty_open, &mut pty_buf) => match read {
                 Some(n) => Some(Out::Stdout(pty_buf[..n].to_vec())),
                 None => { pty_open = false; None }
@@ -231,13 +237,14 @@ async fn forward_output(
     }
 }
 
-/// Reads from a pipe; at EOF (or an error) the pipe is dropped and this never resolves
-/// again, so select! stops polling it.
-async fn read_some(pipe: &mut Option<Box<dyn AsyncRead + Send + Unpin>>, buf: &mut [u8]) -> Option<usize> {
+/// Reads from a pipe into `buf` (replacing what it held); at EOF (or an error) the pipe
+/// is dropped and this never resolves again, so select! stops polling it.
+async fn read_some(pipe: &mut Option<Box<dyn AsyncRead + Send + Unpin>>, buf: &mut Vec<u8>) -> Option<usize> {
     let Some(reader) = pipe else {
         return std::future::pending().await;
     };
-    match reader.read(buf).await {
+    buf.clear();
+    match reader.read_buf(buf).await {
         Ok(0) | Err(_) => {
             *pipe = None;
             None

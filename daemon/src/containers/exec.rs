@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use super::seqpacket::SeqPacket;
 use super::{Live, Manager};
 use crate::error::{Error, Result};
-use crate::exec::messages::FromHelper;
+use crate::exec::messages::{Fault, FromHelper};
 use crate::exec::spec::{CONTROL_FD, MAX_SPEC_BYTES};
 use crate::exec::{ExecSpec, WindowSize};
 use crate::keys::ENVIRONMENT_PREFIX;
@@ -165,12 +165,12 @@ impl Manager {
         let started = FromHelper::decode(&String::from_utf8_lossy(&message));
         let (pid, host_pid) = match started {
             Some(FromHelper::Started { pid, host_pid }) => (pid, host_pid),
-            Some(FromHelper::Error { invalid, message }) => {
+            Some(FromHelper::Error { fault, message }) => {
                 let _ = helper.wait().await;
-                return Err(if invalid {
-                    Error::InvalidArgument(message)
-                } else {
-                    Error::Internal(format!("exec in {}: {message}", spec.container))
+                return Err(match fault {
+                    Fault::Request => Error::InvalidArgument(message),
+                    Fault::State => Error::FailedPrecondition(message),
+                    Fault::Host => Error::Internal(format!("exec in {}: {message}", spec.container)),
                 });
             }
             _ => {

@@ -10,23 +10,26 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nix::sched::{CloneFlags, setns};
 use nix::unistd::{Gid, Uid, setresgid, setresuid, setsid};
 
+use super::messages::{Fault, FromHelper};
 use super::path_search::{self, NotRunnable};
 use super::spec::ExecSpec;
 use crate::runtime::{fdpass, process};
 
 pub struct Failure {
-    /// The request was at fault (bad uid, cwd, ...), not the host.
-    pub invalid: bool,
+    pub fault: Fault,
     pub message: String,
 }
 
 fn invalid(message: String) -> Failure {
-    Failure { invalid: true, message }
+    Failure {
+        fault: Fault::Request,
+        message,
+    }
 }
 
-fn internal(what: &str, err: impl std::fmt::Display) -> Failure {
+pub fn internal(what: &str, err: impl std::fmt::Display) -> Failure {
     Failure {
-        invalid: false,
+        fault: Fault::Host,
         message: format!("{what}: {err}"),
     }
 }
@@ -34,12 +37,11 @@ fn internal(what: &str, err: impl std::fmt::Display) -> Failure {
 /// Never returns: execs the command or exits.
 pub fn run(spec: &ExecSpec, init: &OwnedFd, setup: OwnedFd) -> ! {
     let Err(failure) = setup_and_exec(spec, init, &setup);
-    let kind = if failure.invalid { "invalid" } else { "internal" };
-    let _ = fdpass::send(
-        setup.as_fd(),
-        format!("error {kind} {}", failure.message).as_bytes(),
-        &[],
-    );
+    let report = FromHelper::Error {
+        fault: failure.fault,
+        message: failure.message,
+    };
+    let _ = fdpass::send(setup.as_fd(), report.encode().as_bytes(), &[]);
     // SAFETY: _exit(2) without running the helper's destructors.
     unsafe { libc::_exit(1) }
 }

@@ -19,7 +19,8 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 
 use super::child;
-use super::messages::{FromHelper, ToHelper};
+use super::child::internal;
+use super::messages::{Fault, FromHelper, ToHelper};
 use super::spec::{CONTROL_FD, ExecSpec, MAX_SPEC_BYTES};
 use crate::monitor::protocol::{Request, Response, encode};
 use crate::runtime::{fdpass, process};
@@ -34,7 +35,7 @@ pub fn main() -> i32 {
             report(
                 &control,
                 &FromHelper::Error {
-                    invalid: false,
+                    fault: Fault::Host,
                     message,
                 },
                 None,
@@ -48,7 +49,7 @@ pub fn main() -> i32 {
             report(
                 &control,
                 &FromHelper::Error {
-                    invalid: failure.invalid,
+                    fault: failure.fault,
                     message: failure.message,
                 },
                 None,
@@ -69,15 +70,8 @@ fn report(control: &OwnedFd, message: &FromHelper, fd: Option<&OwnedFd>) {
     let _ = fdpass::send(control.as_fd(), message.encode().as_bytes(), &fds);
 }
 
-fn internal(what: &str, err: impl std::fmt::Display) -> child::Failure {
-    child::Failure {
-        invalid: false,
-        message: format!("{what}: {err}"),
-    }
-}
-
 fn run(spec: &ExecSpec, control: &OwnedFd) -> Result<(), child::Failure> {
-    let init = init_pidfd(&spec.monitor_socket)?;
+    let init = init_pidfd(spec)?;
     let leaf = make_leaf(spec)?;
     let leaf_dir: OwnedFd = fs::File::open(&leaf)
         .map_err(|e| internal("open the exec cgroup", e))?
@@ -112,8 +106,8 @@ fn run(spec: &ExecSpec, control: &OwnedFd) -> Result<(), child::Failure> {
         } else if let Some(error) = FromHelper::decode(&text) {
             let _ = waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED);
             remove_leaf(&leaf);
-            if let FromHelper::Error { invalid, message } = error {
-                return Err(child::Failure { invalid, message });
+            if let FromHelper::Error { fault, message } = error {
+                return Err(child::Failure { fault, message });
             }
         }
     }
@@ -131,10 +125,10 @@ fn run(spec: &ExecSpec, control: &OwnedFd) -> Result<(), child::Failure> {
 }
 
 /// The init's pidfd, from the monitor (never a bare PID, which could be reused).
-fn init_pidfd(monitor: &Path) -> Result<OwnedFd, child::Failure> {
-    let stream = UnixStream::connect(monitor).map_err(|_| child::Failure {
-        invalid: true,
-        message: "the container is not running".into(),
+fn init_pidfd(spec: &ExecSpec) -> Result<OwnedFd, child::Failure> {
+    let stream = UnixStream::connect(&spec.monitor_socket).map_err(|_| child::Failure {
+        fault: Fault::State,
+        message: format!("container {} is not running", spec.container),
     })?;
     (&stream)
         .write_all(&encode(&Request::Pidfd))
@@ -159,8 +153,15 @@ fn make_leaf(spec: &ExecSpec) -> Result<PathBuf, child::Failure> {
         .driver()
         .unified_dir(&spec.container)
         .join(format!(".sysc-exec-{suffix:016x}"));
-    fs::create_dir(&leaf).map_err(|e| internal("create the exec cgroup", e))?;
-    Ok(leaf)
+    match fs::create_dir(&leaf) {
+        Ok(()) => Ok(leaf),
+        // The container's cgroup went away with it: it stopped after the daemon looked.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(child::Failure {
+            fault: Fault::State,
+            message: format!("container {} is not running", spec.container),
+        }),
+        Err(e) => Err(internal("create the exec cgroup", e)),
+    }
 }
 
 fn remove_leaf(leaf: &Path) {

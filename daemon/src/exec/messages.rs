@@ -1,13 +1,42 @@
 //! Messages on the helper's control socket (SOCK_SEQPACKET, one message each).
 //!
 //! helper → daemon: `started PID HOST_PID` (with the pty master attached when there is
-//! a tty), `error invalid|internal MESSAGE`, `exit code N` / `exit signal N`.
+//! a tty), `error invalid|state|internal MESSAGE`, `exit code N` / `exit signal N`.
 //! daemon → helper: `signal N`, `kill`.
+
+/// Whose fault a failure before the command ran was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The request (a uid outside the range, a missing cwd, ...).
+    Request,
+    /// The container's state (it stopped meanwhile).
+    State,
+    /// The host.
+    Host,
+}
+
+impl Fault {
+    fn word(self) -> &'static str {
+        match self {
+            Fault::Request => "invalid",
+            Fault::State => "state",
+            Fault::Host => "internal",
+        }
+    }
+
+    fn from_word(word: &str) -> Self {
+        match word {
+            "invalid" => Fault::Request,
+            "state" => Fault::State,
+            _ => Fault::Host,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FromHelper {
     Started { pid: i32, host_pid: i32 },
-    Error { invalid: bool, message: String },
+    Error { fault: Fault, message: String },
     Exited { code: Option<i32>, signal: Option<i32> },
 }
 
@@ -21,9 +50,7 @@ impl FromHelper {
     pub fn encode(&self) -> String {
         match self {
             Self::Started { pid, host_pid } => format!("started {pid} {host_pid}"),
-            Self::Error { invalid, message } => {
-                format!("error {} {message}", if *invalid { "invalid" } else { "internal" })
-            }
+            Self::Error { fault, message } => format!("error {} {message}", fault.word()),
             Self::Exited { code: Some(code), .. } => format!("exit code {code}"),
             Self::Exited { signal, .. } => format!("exit signal {}", signal.unwrap_or(0)),
         }
@@ -37,7 +64,7 @@ impl FromHelper {
                 host_pid: host_pid.parse().ok()?,
             }),
             ("error", Some(kind), message) => Some(Self::Error {
-                invalid: kind == "invalid",
+                fault: Fault::from_word(kind),
                 message: message.unwrap_or_default().to_string(),
             }),
             ("exit", Some("code"), Some(n)) => Some(Self::Exited {
@@ -82,11 +109,15 @@ mod tests {
                 host_pid: 12345,
             },
             FromHelper::Error {
-                invalid: true,
+                fault: Fault::Request,
                 message: "cwd /nope: No such file or directory".into(),
             },
             FromHelper::Error {
-                invalid: false,
+                fault: Fault::State,
+                message: "container c is not running".into(),
+            },
+            FromHelper::Error {
+                fault: Fault::Host,
                 message: "setns: EPERM".into(),
             },
             FromHelper::Exited {
