@@ -140,6 +140,21 @@ impl Containers for ContainersService {
         Ok(Response::new(pb::ConsoleLogResponse { log }))
     }
 
+    async fn update_config(
+        &self,
+        _request: Request<pb::UpdateConfigRequest>,
+    ) -> Result<Response<pb::Container>, Status> {
+        Err(Status::unimplemented("config changes are not implemented yet"))
+    }
+
+    async fn pause(&self, _request: Request<pb::PauseRequest>) -> Result<Response<pb::Container>, Status> {
+        Err(Status::unimplemented("pause is not implemented yet"))
+    }
+
+    async fn resume(&self, _request: Request<pb::ResumeRequest>) -> Result<Response<pb::Container>, Status> {
+        Err(Status::unimplemented("resume is not implemented yet"))
+    }
+
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Container>, Status> {
         let view = self.manager.get(&request.into_inner().name).await?;
         Ok(Response::new(convert::container(view)))

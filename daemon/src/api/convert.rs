@@ -64,6 +64,7 @@ pub fn container(view: ContainerView) -> pb::Container {
         }),
         halt_signal: record.image.halt_signal.clone(),
         status_detail,
+        usage: None,
         config: record.config.into_iter().collect(),
     }
 }

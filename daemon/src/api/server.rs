@@ -35,6 +35,15 @@ impl Server for ServerService {
             storage_source: self.manager.storage.source(),
             kernel,
             idmap_base: settings.idmap_base,
+            cpus: String::new(),
+            memory_bytes: 0,
         }))
+    }
+
+    async fn config_keys(
+        &self,
+        _request: Request<pb::ConfigKeysRequest>,
+    ) -> Result<Response<pb::ConfigKeysResponse>, Status> {
+        Err(Status::unimplemented("config keys are not implemented yet"))
     }
 }
