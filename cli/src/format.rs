@@ -53,8 +53,19 @@ pub trait Listing {
 }
 
 pub fn render<T: Listing>(items: &[T], format: OutputFormat) -> anyhow::Result<String> {
+    render_columns(items, format, T::HEADER, T::cells)
+}
+
+/// `render` with the table and CSV columns chosen by the caller (`list --columns`); JSON
+/// and YAML always carry the whole record.
+pub fn render_columns<T: Listing>(
+    items: &[T],
+    format: OutputFormat,
+    header: &[&str],
+    cells: impl Fn(&T, Layout) -> Vec<String>,
+) -> anyhow::Result<String> {
     Ok(match format {
-        OutputFormat::Table => render_table(items),
+        OutputFormat::Table => render_table(header, items.iter().map(|item| cells(item, Layout::Table))),
         OutputFormat::Json => {
             let records: Vec<T::Record> = items.iter().map(Listing::record).collect();
             serde_json::to_string_pretty(&records)? + "\n"
@@ -63,25 +74,25 @@ pub fn render<T: Listing>(items: &[T], format: OutputFormat) -> anyhow::Result<S
             let records: Vec<T::Record> = items.iter().map(Listing::record).collect();
             serde_yaml::to_string(&records)?
         }
-        OutputFormat::Csv => render_csv(items)?,
+        OutputFormat::Csv => render_csv(header, items.iter().map(|item| cells(item, Layout::Csv)))?,
     })
 }
 
-fn render_table<T: Listing>(items: &[T]) -> String {
+fn render_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut table = Table::new();
     table
         .load_style(presets::UTF8_FULL)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(T::HEADER.to_vec())
-        .add_rows(items.iter().map(|item| item.cells(Layout::Table)));
+        .set_header(header.to_vec())
+        .add_rows(rows);
     table.to_string() + "\n"
 }
 
-fn render_csv<T: Listing>(items: &[T]) -> anyhow::Result<String> {
+fn render_csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> anyhow::Result<String> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(T::HEADER)?;
-    for item in items {
-        writer.write_record(item.cells(Layout::Csv))?;
+    writer.write_record(header)?;
+    for row in rows {
+        writer.write_record(row)?;
     }
     Ok(String::from_utf8(writer.into_inner()?)?)
 }
@@ -153,6 +164,13 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// CPU time in seconds with one decimal, rounded: "1.3s", "0.0s", "3725.4s".
+pub fn cpu_seconds(nanoseconds: u64) -> String {
+    const TENTH: u64 = 100_000_000;
+    let tenths = nanoseconds / TENTH + u64::from(nanoseconds % TENTH >= TENTH / 2);
+    format!("{}.{}s", tenths / 10, tenths % 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +200,17 @@ mod tests {
         assert_eq!(human_size(1024), "1.0 KiB");
         assert_eq!(human_size(179_516_211), "171.2 MiB");
         assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+
+    #[test]
+    fn cpu_time_shows_tenths_of_seconds() {
+        assert_eq!(cpu_seconds(0), "0.0s");
+        assert_eq!(cpu_seconds(49_999_999), "0.0s");
+        assert_eq!(cpu_seconds(50_000_000), "0.1s");
+        assert_eq!(cpu_seconds(1_299_000_000), "1.3s");
+        assert_eq!(cpu_seconds(12_400_000_000), "12.4s");
+        assert_eq!(cpu_seconds(3_725_960_000_000), "3726.0s");
+        assert_eq!(cpu_seconds(u64::MAX), "18446744073.7s");
     }
 
     #[test]

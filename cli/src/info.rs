@@ -1,8 +1,10 @@
-//! `sysc info NAME`: one container in detail, for people (`list --format json` is for programs).
+//! `sysc info NAME`: one container in detail, for people (`list --format json` is for programs);
+//! `sysc info --host`: the daemon and its host.
 
 use chrono::{DateTime, Utc};
 use sysc_proto::v1::containers_client::ContainersClient;
-use sysc_proto::v1::{Container, ContainerState, ExitStatus, GetRequest};
+use sysc_proto::v1::server_client::ServerClient;
+use sysc_proto::v1::{Container, ContainerState, ExitStatus, GetRequest, ServerInfo, ServerInfoRequest};
 use tonic::transport::Channel;
 
 use crate::connect::rpc_error;
@@ -17,6 +19,47 @@ pub async fn show(channel: Channel, name: String) -> anyhow::Result<()> {
         .into_inner();
     format::print(&render(&container, Utc::now()))?;
     Ok(())
+}
+
+pub async fn show_host(channel: Channel) -> anyhow::Result<()> {
+    let info = ServerClient::new(channel)
+        .info(ServerInfoRequest {})
+        .await
+        .map_err(rpc_error)?
+        .into_inner();
+    format::print(&render_host(&info))?;
+    Ok(())
+}
+
+fn render_host(info: &ServerInfo) -> String {
+    // A daemon that does not know a value leaves it empty (or 0); `field` shows a dash.
+    let cgroups = match (info.cgroup_layout.as_str(), info.cgroup_parent.as_str()) {
+        (layout, "") => layout.to_string(),
+        ("", parent) => format!("parent {parent}"),
+        (layout, parent) => format!("{layout}, parent {parent}"),
+    };
+    let storage = match (info.storage_driver.as_str(), info.storage_source.as_str()) {
+        (driver, "") => driver.to_string(),
+        (driver, source) => format!("{driver} on {source}"),
+    };
+    let memory = match info.memory_bytes {
+        0 => String::new(),
+        bytes => format::human_size(bytes),
+    };
+    [
+        ("Version", info.version.clone()),
+        ("Kernel", info.kernel.clone()),
+        ("Cgroups", cgroups),
+        ("Storage", storage),
+        ("Root dir", info.root_dir.clone()),
+        ("Run dir", info.run_dir.clone()),
+        ("CPUs", info.cpus.clone()),
+        ("Memory", memory),
+        ("ID map base", info.idmap_base.to_string()),
+    ]
+    .iter()
+    .map(|(label, value)| field(label, value))
+    .collect()
 }
 
 fn render(c: &Container, now: DateTime<Utc>) -> String {
@@ -46,6 +89,11 @@ fn render(c: &Container, now: DateTime<Utc>) -> String {
     ]);
     let mut out: String = fields.iter().map(|(label, value)| field(label, value)).collect();
 
+    let live = [ContainerState::Running as i32, ContainerState::Paused as i32].contains(&c.state);
+    if live || c.usage.is_some() {
+        out += &resources(c);
+    }
+
     let paths = c.paths.clone().unwrap_or_default();
     out += "Paths:\n";
     for (label, value) in [
@@ -65,6 +113,22 @@ fn render(c: &Container, now: DateTime<Utc>) -> String {
     }
     for (key, value) in config {
         out += &format!("  {key}: {value}\n");
+    }
+    out
+}
+
+/// Live usage; dashes if the daemon did not measure it.
+fn resources(c: &Container) -> String {
+    let usage = c.usage.as_ref();
+    let mut out = "Resources:\n".to_string();
+    for (label, value) in [
+        ("Memory (current)", usage.map(|u| format::human_size(u.memory_bytes))),
+        ("Memory (peak)", usage.map(|u| format::human_size(u.memory_peak_bytes))),
+        ("CPU time", usage.map(|u| format::cpu_seconds(u.cpu_nanoseconds))),
+        ("Processes", usage.map(|u| u.processes.to_string())),
+    ] {
+        let value = value.unwrap_or_else(|| "-".to_string());
+        out += &format!("  {:<18}{value}\n", format!("{label}:"));
     }
     out
 }
@@ -126,6 +190,73 @@ mod tests {
         }
         assert!(text.contains("Last exit:   halted (SIGINT) at "), "{text}");
         assert!(!text.contains("Detail:"), "{text}");
+        assert!(
+            text.contains(
+                "Resources:\n  Memory (current): 45.2 MiB\n  Memory (peak):    60.1 MiB\n  CPU time:         12.4s\n  Processes:        7\nPaths:\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn paused_container_shows_its_resources_and_stopped_one_does_not() {
+        let mut container = sample_container();
+        container.state = ContainerState::Paused as i32;
+        let text = render(&container, now());
+        assert!(text.contains("State:       PAUSED\n"), "{text}");
+        assert!(text.contains("  Processes:        7\n"), "{text}");
+
+        // A daemon that does not report usage yet.
+        container.usage = None;
+        let text = render(&container, now());
+        assert!(
+            text.contains("  Memory (current): -\n  Memory (peak):    -\n"),
+            "{text}"
+        );
+
+        container.state = ContainerState::Stopped as i32;
+        assert!(!render(&container, now()).contains("Resources:"));
+    }
+
+    #[test]
+    fn host_info_lists_the_daemon_and_its_host() {
+        let info = ServerInfo {
+            version: "0.1.0".into(),
+            root_dir: "/var/lib/sysc".into(),
+            run_dir: "/run/sysc".into(),
+            cgroup_layout: "hybrid".into(),
+            cgroup_parent: "sysc".into(),
+            storage_driver: "btrfs".into(),
+            storage_source: "/var/lib/sysc/storage".into(),
+            kernel: "6.12.0-amd64".into(),
+            idmap_base: 1_000_000,
+            cpus: "0-3".into(),
+            memory_bytes: 8 * 1024 * 1024 * 1024,
+        };
+        assert_eq!(
+            render_host(&info),
+            "Version:     0.1.0\n\
+             Kernel:      6.12.0-amd64\n\
+             Cgroups:     hybrid, parent sysc\n\
+             Storage:     btrfs on /var/lib/sysc/storage\n\
+             Root dir:    /var/lib/sysc\n\
+             Run dir:     /run/sysc\n\
+             CPUs:        0-3\n\
+             Memory:      8.0 GiB\n\
+             ID map base: 1000000\n"
+        );
+
+        // What a daemon that does not measure the host yet sends.
+        let info = ServerInfo {
+            cpus: String::new(),
+            memory_bytes: 0,
+            storage_source: String::new(),
+            ..info
+        };
+        let text = render_host(&info);
+        for expected in ["CPUs:        -\n", "Memory:      -\n", "Storage:     btrfs\n"] {
+            assert!(text.contains(expected), "{expected:?} missing from\n{text}");
+        }
     }
 
     #[test]

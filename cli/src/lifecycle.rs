@@ -1,4 +1,5 @@
-//! Verbs that change containers: create and launch, start, stop, restart, delete, rename.
+//! Verbs that change containers: create and launch, start, stop, restart, pause, resume,
+//! delete, rename.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -7,7 +8,8 @@ use anyhow::anyhow;
 use sysc_proto::v1::containers_client::ContainersClient;
 use sysc_proto::v1::create_event::Event;
 use sysc_proto::v1::{
-    ContainerState, CreateRequest, DeleteRequest, RenameRequest, RestartRequest, StartRequest, StopRequest,
+    ContainerState, CreateRequest, DeleteRequest, PauseRequest, RenameRequest, RestartRequest, ResumeRequest,
+    StartRequest, StopRequest,
 };
 use tokio::task::JoinSet;
 use tonic::Status;
@@ -78,7 +80,7 @@ pub async fn create(channel: Channel, request: CreateRequest) -> anyhow::Result<
 }
 
 pub async fn start(channel: Channel, selection: Selection) -> anyhow::Result<()> {
-    let batch = Batch::resolve(&channel, selection, ContainerState::Stopped).await?;
+    let batch = Batch::resolve(&channel, selection, &[ContainerState::Stopped]).await?;
     batch
         .run(channel, |mut client, name| async move {
             client.start(StartRequest { name }).await.map(drop)
@@ -87,7 +89,8 @@ pub async fn start(channel: Channel, selection: Selection) -> anyhow::Result<()>
 }
 
 pub async fn stop(channel: Channel, selection: Selection, shutdown: Shutdown) -> anyhow::Result<()> {
-    let batch = Batch::resolve(&channel, selection, ContainerState::Running).await?;
+    // A paused container stops too (the daemon thaws it for its halt signal).
+    let batch = Batch::resolve(&channel, selection, &[ContainerState::Running, ContainerState::Paused]).await?;
     batch
         .run(channel, |mut client, name| async move {
             let request = StopRequest {
@@ -101,7 +104,7 @@ pub async fn stop(channel: Channel, selection: Selection, shutdown: Shutdown) ->
 }
 
 pub async fn restart(channel: Channel, selection: Selection, shutdown: Shutdown) -> anyhow::Result<()> {
-    let batch = Batch::resolve(&channel, selection, ContainerState::Running).await?;
+    let batch = Batch::resolve(&channel, selection, &[ContainerState::Running, ContainerState::Paused]).await?;
     batch
         .run(channel, |mut client, name| async move {
             let request = RestartRequest {
@@ -110,6 +113,24 @@ pub async fn restart(channel: Channel, selection: Selection, shutdown: Shutdown)
                 timeout_seconds: shutdown.timeout_seconds,
             };
             client.restart(request).await.map(drop)
+        })
+        .await
+}
+
+pub async fn pause(channel: Channel, selection: Selection) -> anyhow::Result<()> {
+    let batch = Batch::resolve(&channel, selection, &[ContainerState::Running]).await?;
+    batch
+        .run(channel, |mut client, name| async move {
+            client.pause(PauseRequest { name }).await.map(drop)
+        })
+        .await
+}
+
+pub async fn resume(channel: Channel, selection: Selection) -> anyhow::Result<()> {
+    let batch = Batch::resolve(&channel, selection, &[ContainerState::Paused]).await?;
+    batch
+        .run(channel, |mut client, name| async move {
+            client.resume(ResumeRequest { name }).await.map(drop)
         })
         .await
 }
@@ -140,14 +161,19 @@ struct Batch {
 }
 
 impl Batch {
-    async fn resolve(channel: &Channel, selection: Selection, all_in_state: ContainerState) -> anyhow::Result<Self> {
+    /// With --all: every container in one of `all_in_states`.
+    async fn resolve(
+        channel: &Channel,
+        selection: Selection,
+        all_in_states: &[ContainerState],
+    ) -> anyhow::Result<Self> {
         Ok(match selection {
             Selection::Names(names) => Self::named(names),
             Selection::All => Self {
                 names: list::fetch(channel.clone())
                     .await?
                     .into_iter()
-                    .filter(|c| c.state == all_in_state as i32)
+                    .filter(|c| all_in_states.iter().any(|s| c.state == *s as i32))
                     .map(|c| c.name)
                     .collect(),
                 name_each_failure: true,
@@ -221,6 +247,45 @@ mod tests {
         );
         assert!(parse_config_pair("boot.autostart").is_err());
         assert!(parse_config_pair("=true").is_err());
+    }
+
+    #[tokio::test]
+    async fn pause_and_resume_all_pick_containers_by_state() {
+        use crate::fake_daemon::{Call, FakeDaemon, container};
+        let daemon = FakeDaemon::start(vec![
+            container("a", ContainerState::Running, &[]),
+            container("b", ContainerState::Paused, &[]),
+            container("c", ContainerState::Stopped, &[]),
+            container("d", ContainerState::Running, &[]),
+        ])
+        .await;
+        let sorted = |mut calls: Vec<Call>| {
+            calls.sort_by_key(|call| format!("{call:?}"));
+            calls
+        };
+
+        resume(daemon.channel.clone(), Selection::All).await.unwrap();
+        assert_eq!(daemon.calls(), [Call::Resume("b".into())]);
+
+        pause(daemon.channel.clone(), Selection::All).await.unwrap();
+        assert_eq!(
+            sorted(daemon.calls()[1..].to_vec()),
+            [
+                Call::Pause("a".into()),
+                Call::Pause("b".into()),
+                Call::Pause("d".into())
+            ]
+        );
+
+        // Named containers are asked whatever their state; the daemon judges.
+        let err = pause(daemon.channel.clone(), Selection::Names(vec!["x".into()]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "container x not found");
+        let err = pause(daemon.channel.clone(), Selection::Names(vec!["x".into(), "a".into()]))
+            .await
+            .unwrap_err();
+        assert!(err.is::<FailuresReported>());
     }
 
     #[test]

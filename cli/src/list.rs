@@ -4,16 +4,134 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sysc_proto::v1::containers_client::ContainersClient;
-use sysc_proto::v1::{Container, ContainerState, ExitStatus, ListRequest, Paths};
+use sysc_proto::v1::{Container, ContainerState, ExitStatus, ListRequest, Paths, Usage};
 use tonic::transport::Channel;
 
 use crate::connect::rpc_error;
 use crate::format::{self, Layout, Listing, OutputFormat};
 
-pub async fn show(channel: Channel, format: OutputFormat) -> anyhow::Result<()> {
+/// The table and CSV columns when `--columns` is not given: NAME STATE IPV4 PID IMAGE CREATED.
+pub const DEFAULT_COLUMNS: &str = "ns4pfc";
+
+pub async fn show(channel: Channel, format: OutputFormat, columns: &Columns) -> anyhow::Result<()> {
     let containers = fetch(channel).await?;
-    format::print(&format::render(&containers, format)?)?;
+    let header: Vec<&str> = columns.0.iter().map(|column| column.header()).collect();
+    let text = format::render_columns(&containers, format, &header, |container, layout| {
+        columns.0.iter().map(|column| column.cell(container, layout)).collect()
+    })?;
+    format::print(&text)?;
     Ok(())
+}
+
+/// A column of `list`'s table and CSV, chosen by a letter as in `incus list --columns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Name,
+    State,
+    Ipv4,
+    Pid,
+    Image,
+    Created,
+    Memory,
+    MemoryPeak,
+    Cpu,
+    Processes,
+}
+
+impl Column {
+    /// Every column, in the order `--help` and the error for an unknown letter list them.
+    const ALL: [Column; 10] = [
+        Column::Name,
+        Column::State,
+        Column::Ipv4,
+        Column::Pid,
+        Column::Image,
+        Column::Created,
+        Column::Memory,
+        Column::MemoryPeak,
+        Column::Cpu,
+        Column::Processes,
+    ];
+
+    fn letter(self) -> char {
+        match self {
+            Column::Name => 'n',
+            Column::State => 's',
+            Column::Ipv4 => '4',
+            Column::Pid => 'p',
+            Column::Image => 'f',
+            Column::Created => 'c',
+            Column::Memory => 'm',
+            Column::MemoryPeak => 'M',
+            Column::Cpu => 'u',
+            Column::Processes => 'N',
+        }
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            Column::Name => "NAME",
+            Column::State => "STATE",
+            Column::Ipv4 => "IPV4",
+            Column::Pid => "PID",
+            Column::Image => "IMAGE",
+            Column::Created => "CREATED",
+            Column::Memory => "MEMORY",
+            Column::MemoryPeak => "MEMORY PEAK",
+            Column::Cpu => "CPU",
+            Column::Processes => "PROCESSES",
+        }
+    }
+
+    fn cell(self, c: &Container, layout: Layout) -> String {
+        let none = || layout.empty().to_string();
+        // Usage is unset when the container is not running: the cell is empty, not zero.
+        let usage = |value: fn(&Usage) -> String| c.usage.as_ref().map(value).unwrap_or_else(none);
+        match self {
+            Column::Name => c.name.clone(),
+            Column::State => state_name(c.state).to_string(),
+            Column::Ipv4 => layout.join(&c.ipv4),
+            Column::Pid if c.pid == 0 => none(),
+            Column::Pid => c.pid.to_string(),
+            Column::Image => c.image.clone(),
+            Column::Created => format::local_time(c.created_at.as_ref()).unwrap_or_else(none),
+            Column::Memory => usage(|u| format::human_size(u.memory_bytes)),
+            Column::MemoryPeak => usage(|u| format::human_size(u.memory_peak_bytes)),
+            Column::Cpu => usage(|u| format::cpu_seconds(u.cpu_nanoseconds)),
+            Column::Processes => usage(|u| u.processes.to_string()),
+        }
+    }
+
+    /// "n (NAME), s (STATE), ...": what `--columns` accepts.
+    pub fn legend() -> String {
+        Self::ALL
+            .iter()
+            .map(|column| format!("{} ({})", column.letter(), column.header()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The columns `--columns LETTERS` asked for, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Columns(pub Vec<Column>);
+
+/// `--columns`: a letter per column; commas may separate them (`n,s,4`), as Incus allows.
+pub fn parse_columns(letters: &str) -> Result<Columns, String> {
+    let columns = letters
+        .chars()
+        .filter(|&letter| letter != ',')
+        .map(|letter| {
+            Column::ALL
+                .into_iter()
+                .find(|column| column.letter() == letter)
+                .ok_or_else(|| format!("unknown column letter '{letter}' (valid letters: {})", Column::legend()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if columns.is_empty() {
+        return Err(format!("no columns given (valid letters: {})", Column::legend()));
+    }
+    Ok(Columns(columns))
 }
 
 /// All containers, sorted by name so output is stable from one run to the next.
@@ -58,6 +176,16 @@ pub struct ContainerRecord {
     config: BTreeMap<String, String>,
     last_exit: Option<ExitRecord>,
     paths: Option<PathsRecord>,
+    /// Null when the container is not running.
+    usage: Option<UsageRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UsageRecord {
+    memory_bytes: u64,
+    memory_peak_bytes: u64,
+    cpu_nanoseconds: u64,
+    processes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +213,17 @@ impl From<&ExitStatus> for ExitRecord {
             signal_name: Some(exit.signal_name.clone()).filter(|name| !name.is_empty()),
             at: format::rfc3339(exit.at.as_ref()),
             description: exit.description.clone(),
+        }
+    }
+}
+
+impl From<&Usage> for UsageRecord {
+    fn from(usage: &Usage) -> Self {
+        Self {
+            memory_bytes: usage.memory_bytes,
+            memory_peak_bytes: usage.memory_peak_bytes,
+            cpu_nanoseconds: usage.cpu_nanoseconds,
+            processes: usage.processes,
         }
     }
 }
@@ -122,23 +261,14 @@ impl Listing for Container {
             config: self.config.clone().into_iter().collect(),
             last_exit: self.last_exit.as_ref().map(ExitRecord::from),
             paths: self.paths.as_ref().map(PathsRecord::from),
+            usage: self.usage.as_ref().map(UsageRecord::from),
         }
     }
 
+    /// The default columns; `list --columns` picks others through `Column`.
     fn cells(&self, layout: Layout) -> Vec<String> {
-        let none = layout.empty();
-        vec![
-            self.name.clone(),
-            state_name(self.state).to_string(),
-            layout.join(&self.ipv4),
-            if self.pid == 0 {
-                none.to_string()
-            } else {
-                self.pid.to_string()
-            },
-            self.image.clone(),
-            format::local_time(self.created_at.as_ref()).unwrap_or_else(|| none.to_string()),
-        ]
+        let columns = parse_columns(DEFAULT_COLUMNS).expect("the default columns are valid");
+        columns.0.iter().map(|column| column.cell(self, layout)).collect()
     }
 }
 
@@ -189,6 +319,12 @@ pub(crate) mod tests {
             }),
             halt_signal: "SIGRTMIN+3".into(),
             status_detail: String::new(),
+            usage: Some(Usage {
+                memory_bytes: 47_395_635,
+                memory_peak_bytes: 63_019_212,
+                cpu_nanoseconds: 12_437_000_000,
+                processes: 7,
+            }),
         }
     }
 
@@ -197,6 +333,7 @@ pub(crate) mod tests {
         assert_eq!(state_name(ContainerState::Running as i32), "RUNNING");
         assert_eq!(state_name(ContainerState::Stopped as i32), "STOPPED");
         assert_eq!(state_name(ContainerState::Error as i32), "ERROR");
+        assert_eq!(state_name(ContainerState::Paused as i32), "PAUSED");
         assert_eq!(state_name(ContainerState::Unspecified as i32), "UNSPECIFIED");
         assert_eq!(state_name(99), "UNKNOWN");
     }
@@ -217,6 +354,47 @@ pub(crate) mod tests {
         assert_eq!(json["last_exit"]["code"], serde_json::Value::Null);
         assert_eq!(json["last_exit"]["description"], "halted (SIGINT)");
         assert_eq!(json["paths"]["rootfs"], "/var/lib/sysc/containers/web1/rootfs");
+        assert_eq!(
+            json["usage"],
+            serde_json::json!({
+                "memory_bytes": 47_395_635,
+                "memory_peak_bytes": 63_019_212,
+                "cpu_nanoseconds": 12_437_000_000_u64,
+                "processes": 7,
+            })
+        );
+    }
+
+    #[test]
+    fn json_fields_keep_their_order_and_usage_comes_last() {
+        let json = serde_json::to_string(&sample_container().record()).unwrap();
+        let fields = [
+            "name",
+            "state",
+            "pid",
+            "ipv4",
+            "image",
+            "image_fingerprint",
+            "created_at",
+            "started_at",
+            "privileged",
+            "idmap_base",
+            "idmap_size",
+            "halt_signal",
+            "status_detail",
+            "config",
+            "last_exit",
+            "paths",
+            "usage",
+        ];
+        let positions: Vec<usize> = fields
+            .iter()
+            .map(|field| {
+                json.find(&format!("\"{field}\":"))
+                    .unwrap_or_else(|| panic!("{field} missing"))
+            })
+            .collect();
+        assert!(positions.is_sorted(), "{json}");
     }
 
     #[test]
@@ -226,10 +404,12 @@ pub(crate) mod tests {
         container.pid = 0;
         container.started_at = None;
         container.last_exit = None;
+        container.usage = None;
         let json = serde_json::to_value(container.record()).unwrap();
         assert_eq!(json["pid"], 0);
         assert_eq!(json["started_at"], serde_json::Value::Null);
         assert_eq!(json["last_exit"], serde_json::Value::Null);
+        assert_eq!(json["usage"], serde_json::Value::Null);
 
         container.ipv4.clear();
         assert_eq!(container.cells(Layout::Table)[2..4], ["-", "-"]);
@@ -254,6 +434,79 @@ pub(crate) mod tests {
             "{row}"
         );
         assert_eq!(lines.next(), None);
+    }
+
+    fn columns(letters: &str) -> Columns {
+        parse_columns(letters).unwrap()
+    }
+
+    #[test]
+    fn default_columns_are_the_historic_ones() {
+        let header: Vec<&str> = columns(DEFAULT_COLUMNS).0.iter().map(|c| c.header()).collect();
+        assert_eq!(header, Container::HEADER);
+    }
+
+    #[test]
+    fn column_letters_follow_incus() {
+        use Column::*;
+        assert_eq!(
+            columns("ns4pfcmMuN").0,
+            [
+                Name, State, Ipv4, Pid, Image, Created, Memory, MemoryPeak, Cpu, Processes
+            ]
+        );
+        assert_eq!(columns("n,s").0, [Name, State]);
+        // Asked order, repeats included.
+        assert_eq!(columns("snn").0, [State, Name, Name]);
+    }
+
+    #[test]
+    fn unknown_column_letter_names_it_and_the_valid_ones() {
+        let err = parse_columns("nsx").unwrap_err();
+        assert!(err.starts_with("unknown column letter 'x'"), "{err}");
+        for valid in ["n (NAME)", "4 (IPV4)", "M (MEMORY PEAK)", "u (CPU)", "N (PROCESSES)"] {
+            assert!(err.contains(valid), "{valid} missing from {err}");
+        }
+        assert!(parse_columns("").unwrap_err().starts_with("no columns given"));
+        assert!(parse_columns(",").is_err());
+    }
+
+    #[test]
+    fn usage_columns_are_human_and_empty_when_not_running() {
+        let mut container = sample_container();
+        let cells = |container: &Container, layout| {
+            columns("nmMuN")
+                .0
+                .iter()
+                .map(|column| column.cell(container, layout))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cells(&container, Layout::Table),
+            ["web1", "45.2 MiB", "60.1 MiB", "12.4s", "7"]
+        );
+        container.usage = None;
+        assert_eq!(cells(&container, Layout::Table), ["web1", "-", "-", "-", "-"]);
+        assert_eq!(cells(&container, Layout::Csv), ["web1", "", "", "", ""]);
+    }
+
+    #[test]
+    fn chosen_columns_apply_to_table_and_csv_only() {
+        let container = sample_container();
+        let render = |format| {
+            let columns = columns("nuN");
+            let header: Vec<&str> = columns.0.iter().map(|c| c.header()).collect();
+            format::render_columns(std::slice::from_ref(&container), format, &header, |c, layout| {
+                columns.0.iter().map(|column| column.cell(c, layout)).collect()
+            })
+            .unwrap()
+        };
+        assert_eq!(render(OutputFormat::Csv), "NAME,CPU,PROCESSES\nweb1,12.4s,7\n");
+        let table = render(OutputFormat::Table);
+        assert!(table.contains("PROCESSES") && !table.contains("IPV4"), "{table}");
+        let json: serde_json::Value = serde_json::from_str(&render(OutputFormat::Json)).unwrap();
+        assert_eq!(json[0]["ipv4"][0], "10.0.3.15");
+        assert_eq!(json[0]["usage"]["processes"], 7);
     }
 
     #[test]

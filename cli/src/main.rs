@@ -2,9 +2,12 @@
 //!
 //! Results go to stdout and progress and errors to stderr, so scripts can parse stdout.
 
+mod config;
 mod connect;
 mod console;
 mod exec;
+#[cfg(test)]
+mod fake_daemon;
 mod format;
 mod images;
 mod info;
@@ -18,8 +21,10 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 
+use crate::config::KeysFormat;
 use crate::exec::{ExecOptions, TtyMode};
 use crate::format::OutputFormat;
 use crate::lifecycle::FailuresReported;
@@ -64,6 +69,10 @@ enum Command {
         #[command(flatten)]
         shutdown: ShutdownArgs,
     },
+    /// Pause running containers: freeze every one of their processes
+    Pause(TargetArgs),
+    /// Resume paused containers
+    Resume(TargetArgs),
     /// Delete containers and their root filesystems
     #[command(visible_alias = "rm")]
     Delete {
@@ -85,12 +94,21 @@ enum Command {
     },
     /// List containers
     #[command(visible_alias = "ls")]
-    List(FormatArgs),
-    /// Show one container in detail
+    List(ListArgs),
+    /// Show one container in detail, or the daemon and its host
+    #[command(group(ArgGroup::new("subject").required(true).args(["name", "host"])))]
     Info {
         /// Container to show
         #[arg(value_name = "NAME")]
-        name: String,
+        name: Option<String>,
+        /// Show the daemon and its host instead: version, kernel, cgroups, storage, CPUs, memory
+        #[arg(long)]
+        host: bool,
+    },
+    /// Show and change a container's configuration; list the config keys
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Run a command inside a running container
     ///
@@ -144,6 +162,76 @@ enum Command {
     },
     /// Show the client's and the daemon's versions
     Version,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Set config keys
+    ///
+    /// Either one KEY and its VALUE, or any number of KEY=VALUE (when the first argument
+    /// holds a '=', every one must). All keys are set in one request: if one is refused,
+    /// none is set. Limits apply to a running container at once; keys that are not live
+    /// take effect at its next start. `sysc config keys` lists the keys.
+    ///
+    /// Examples:
+    ///   sysc config set web1 boot.autostart true
+    ///   sysc config set web1 environment.LANG=C.UTF-8 environment.TZ=UTC
+    ///   sysc config set web1 environment.OPTS -- -v    (a value starting with '-')
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "sysc config set [OPTIONS] <NAME> <KEY> <VALUE>\n       sysc config set [OPTIONS] <NAME> <KEY=VALUE>..."
+    )]
+    Set {
+        /// Container to configure
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// KEY VALUE, or KEY=VALUE...
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        args: Vec<String>,
+    },
+    /// Unset config keys: they go back to their defaults
+    Unset {
+        /// Container to configure
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Keys to unset
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+    },
+    /// Print the value of a config key (an empty line when it is not set)
+    Get {
+        /// Container to look at
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Key to print
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+    /// Print a container's configuration as YAML, volatile.* keys included
+    Show {
+        /// Container to show
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Edit a container's configuration as YAML in $VISUAL or $EDITOR (default: vi)
+    ///
+    /// Saving sets every key under `config:` and unsets the others; volatile.* keys are the
+    /// daemon's and stay as they are. Nothing is sent when nothing changed. If the YAML does
+    /// not parse or the daemon refuses it, the editor opens again on what you wrote (press
+    /// Enter) unless you abort (Ctrl+C); without a terminal on stdin, the error ends the
+    /// command with exit status 1.
+    #[command(verbatim_doc_comment)]
+    Edit {
+        /// Container to configure
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List the config keys a container may hold
+    Keys {
+        /// Output format; markdown is a GitHub table, as in the README
+        #[arg(long, value_enum, default_value_t = KeysFormat::Table)]
+        format: KeysFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,7 +306,7 @@ struct TargetArgs {
     #[arg(value_name = "NAME")]
     names: Vec<String>,
     /// Act on every container this applies to: the stopped ones for start, the running
-    /// ones for stop and restart
+    /// ones for stop, restart and pause, the paused ones for resume
     #[arg(long)]
     all: bool,
 }
@@ -240,9 +328,29 @@ struct FormatArgs {
     format: OutputFormat,
 }
 
+#[derive(Args)]
+struct ListArgs {
+    #[command(flatten)]
+    format: FormatArgs,
+    /// Columns of the table and CSV, a letter each: n NAME, s STATE, 4 IPV4, p PID,
+    /// f IMAGE, c CREATED, m MEMORY, M MEMORY PEAK, u CPU (seconds), N PROCESSES.
+    /// JSON and YAML always carry everything
+    #[arg(
+        short,
+        long,
+        value_name = "LETTERS",
+        default_value = list::DEFAULT_COLUMNS,
+        value_parser = list::parse_columns
+    )]
+    columns: list::Columns,
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(err) = check_usage(&cli) {
+        err.exit();
+    }
     match run(cli).await {
         Ok(code) => code,
         // Each failure of a batch has been printed with its container's name already.
@@ -271,10 +379,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start(targets) => lifecycle::start(daemon?, targets.into()).await,
         Command::Stop { targets, shutdown } => lifecycle::stop(daemon?, targets.into(), shutdown.into()).await,
         Command::Restart { targets, shutdown } => lifecycle::restart(daemon?, targets.into(), shutdown.into()).await,
+        Command::Pause(targets) => lifecycle::pause(daemon?, targets.into()).await,
+        Command::Resume(targets) => lifecycle::resume(daemon?, targets.into()).await,
         Command::Delete { names, force } => lifecycle::delete(daemon?, names, force).await,
         Command::Rename { name, new_name } => lifecycle::rename(daemon?, name, new_name).await,
-        Command::List(arg) => list::show(daemon?, arg.format).await,
-        Command::Info { name } => info::show(daemon?, name).await,
+        Command::List(args) => list::show(daemon?, args.format.format, &args.columns).await,
+        Command::Info { name: Some(name), .. } => info::show(daemon?, name).await,
+        Command::Info { name: None, .. } => info::show_host(daemon?).await,
+        Command::Config { command } => match command {
+            ConfigCommand::Set { name, args } => {
+                // check_usage has refused arguments this cannot take.
+                let values = config::parse_assignments(&args).map_err(anyhow::Error::msg)?;
+                config::set(daemon?, name, values).await
+            }
+            ConfigCommand::Unset { name, keys } => config::unset(daemon?, name, keys).await,
+            ConfigCommand::Get { name, key } => config::get(daemon?, name, key).await,
+            ConfigCommand::Show { name } => config::show(daemon?, name).await,
+            // Ctrl+C at its prompt has an exit status of its own.
+            ConfigCommand::Edit { name } => {
+                return config::edit(daemon?, name, config::EditSession::from_environment()).await;
+            }
+            ConfigCommand::Keys { format } => config::keys(daemon?, format).await,
+        },
         Command::Template {
             command: TemplateCommand::List(arg),
         } => images::list_templates(daemon?, arg.format).await,
@@ -284,6 +410,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// Usage errors clap cannot see by itself, reported like its own (exit status 2) and before
+/// any connection is made.
+fn check_usage(cli: &Cli) -> Result<(), clap::Error> {
+    if let Command::Config {
+        command: ConfigCommand::Set { args, .. },
+    } = &cli.command
+    {
+        config::parse_assignments(args).map_err(|message| usage_error(&["config", "set"], message))?;
+    }
+    Ok(())
+}
+
+fn usage_error(subcommand: &[&str], message: String) -> clap::Error {
+    let mut command = Cli::command();
+    // Built, so the usage line names the whole command ("sysc config set").
+    command.build();
+    let mut command = &mut command;
+    for name in subcommand {
+        command = command.find_subcommand_mut(name).expect("a defined subcommand");
+    }
+    command.error(ErrorKind::ValueValidation, message)
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -436,6 +585,108 @@ mod tests {
         let cli = Cli::try_parse_from(["sysc", "console", "--show-log", "web1"]).unwrap();
         assert!(matches!(cli.command, Command::Console { show_log: true, .. }));
         assert!(Cli::try_parse_from(["sysc", "shell"]).is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(args).and_then(|cli| check_usage(&cli).map(|()| cli))
+    }
+
+    #[test]
+    fn config_set_takes_both_forms() {
+        let cli = parse(&["sysc", "config", "set", "web1", "boot.autostart", "true"]).unwrap();
+        let Command::Config {
+            command: ConfigCommand::Set { name, args },
+        } = cli.command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(name, "web1");
+        assert_eq!(args, ["boot.autostart", "true"]);
+        assert!(parse(&["sysc", "config", "set", "web1", "a=1", "b=2", "c=3"]).is_ok());
+        assert!(parse(&["sysc", "config", "set", "web1", "environment.OPTS", "--", "-v"]).is_ok());
+    }
+
+    #[test]
+    fn config_set_usage_errors_come_from_clap() {
+        for args in [
+            &["sysc", "config", "set", "web1"][..],
+            &["sysc", "config", "set", "web1", "boot.autostart"],
+            &["sysc", "config", "set", "web1", "a", "b", "c"],
+            &["sysc", "config", "set", "web1", "a=1", "b"],
+        ] {
+            let err = parse(args).err().expect("a usage error");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let err = parse(&["sysc", "config", "set", "web1", "a=1", "b"]).err().unwrap();
+        let text = err.to_string();
+        assert!(text.contains("\"b\": expected KEY=VALUE"), "{text}");
+        assert!(text.contains("Usage: sysc config set"), "{text}");
+    }
+
+    #[test]
+    fn config_verbs_parse() {
+        assert!(parse(&["sysc", "config", "unset", "web1"]).is_err());
+        assert!(parse(&["sysc", "config", "unset", "web1", "a", "b"]).is_ok());
+        assert!(parse(&["sysc", "config", "get", "web1", "a"]).is_ok());
+        assert!(parse(&["sysc", "config", "get", "web1"]).is_err());
+        assert!(parse(&["sysc", "config", "show", "web1"]).is_ok());
+        assert!(parse(&["sysc", "config", "edit", "web1"]).is_ok());
+        let cli = parse(&["sysc", "config", "keys", "--format", "markdown"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Config {
+                command: ConfigCommand::Keys {
+                    format: KeysFormat::Markdown
+                }
+            }
+        ));
+        assert!(parse(&["sysc", "list", "--format", "markdown"]).is_err());
+    }
+
+    #[test]
+    fn pause_and_resume_take_names_or_all() {
+        assert!(parse(&["sysc", "pause", "a", "b"]).is_ok());
+        assert!(parse(&["sysc", "resume", "--all"]).is_ok());
+        assert!(parse(&["sysc", "pause"]).is_err());
+        assert!(parse(&["sysc", "resume", "a", "--all"]).is_err());
+    }
+
+    #[test]
+    fn list_columns_default_and_validate() {
+        let Command::List(args) = parse(&["sysc", "list"]).unwrap().command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(args.columns, list::parse_columns("ns4pfc").unwrap());
+        let Command::List(args) = parse(&["sysc", "ls", "-c", "nmu", "--format", "csv"]).unwrap().command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(args.columns.0.len(), 3);
+        let err = parse(&["sysc", "list", "--columns", "nsz"]).err().unwrap();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("unknown column letter 'z'"), "{err}");
+    }
+
+    #[test]
+    fn info_wants_a_name_or_host_but_not_both() {
+        assert!(matches!(
+            parse(&["sysc", "info", "web1"]).unwrap().command,
+            Command::Info {
+                name: Some(_),
+                host: false
+            }
+        ));
+        assert!(matches!(
+            parse(&["sysc", "info", "--host"]).unwrap().command,
+            Command::Info { name: None, host: true }
+        ));
+        assert_eq!(
+            parse(&["sysc", "info"]).err().map(|err| err.kind()),
+            Some(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            parse(&["sysc", "info", "web1", "--host"]).err().map(|err| err.kind()),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
     }
 
     #[test]

@@ -294,6 +294,29 @@ impl Daemon {
         }
     }
 
+    /// The container's directory in the v1 hierarchy of `controller` (hybrid hosts).
+    pub fn v1_cgroup(&self, controller: &str, name: &str) -> PathBuf {
+        self.cgroup()
+            .v1
+            .iter()
+            .find(|h| {
+                h.file_name()
+                    .is_some_and(|n| n.to_string_lossy().split(',').any(|c| c == controller))
+            })
+            .unwrap_or_else(|| panic!("no v1 {controller} hierarchy"))
+            .join(&self.cgroup_parent)
+            .join(name)
+    }
+
+    /// A number from a cgroup file of the container.
+    pub fn cgroup_value(&self, controller: &str, name: &str, file: &str) -> String {
+        let path = self.v1_cgroup(controller, name).join(file);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
     /// Every cgroup directory of a container, in every hierarchy.
     pub fn cgroup_dirs(&self, name: &str) -> Vec<PathBuf> {
         let config = self.cgroup();

@@ -142,17 +142,29 @@ impl Containers for ContainersService {
 
     async fn update_config(
         &self,
-        _request: Request<pb::UpdateConfigRequest>,
+        request: Request<pb::UpdateConfigRequest>,
     ) -> Result<Response<pb::Container>, Status> {
-        Err(Status::unimplemented("config changes are not implemented yet"))
+        let request = request.into_inner();
+        let view = self
+            .manager
+            .update_config(
+                &request.name,
+                request.set.into_iter().collect(),
+                request.unset,
+                request.replace,
+            )
+            .await?;
+        Ok(Response::new(convert::container(view)))
     }
 
-    async fn pause(&self, _request: Request<pb::PauseRequest>) -> Result<Response<pb::Container>, Status> {
-        Err(Status::unimplemented("pause is not implemented yet"))
+    async fn pause(&self, request: Request<pb::PauseRequest>) -> Result<Response<pb::Container>, Status> {
+        let view = self.manager.pause(&request.into_inner().name).await?;
+        Ok(Response::new(convert::container(view)))
     }
 
-    async fn resume(&self, _request: Request<pb::ResumeRequest>) -> Result<Response<pb::Container>, Status> {
-        Err(Status::unimplemented("resume is not implemented yet"))
+    async fn resume(&self, request: Request<pb::ResumeRequest>) -> Result<Response<pb::Container>, Status> {
+        let view = self.manager.resume(&request.into_inner().name).await?;
+        Ok(Response::new(convert::container(view)))
     }
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Container>, Status> {

@@ -34,7 +34,19 @@ pub fn timestamp(ms: i64) -> Option<Timestamp> {
 pub fn container(view: ContainerView) -> pb::Container {
     let record = view.record;
     let (state, pid, started_at) = match view.live {
-        Live::Running { pid, started_at_ms, .. } => (pb::ContainerState::Running, pid, timestamp(started_at_ms)),
+        Live::Running {
+            pid,
+            started_at_ms,
+            frozen,
+            ..
+        } => {
+            let state = if frozen {
+                pb::ContainerState::Paused
+            } else {
+                pb::ContainerState::Running
+            };
+            (state, pid, timestamp(started_at_ms))
+        }
         Live::Stopped => (pb::ContainerState::Stopped, 0, None),
         Live::Lost => (pb::ContainerState::Error, 0, None),
     };
@@ -64,7 +76,12 @@ pub fn container(view: ContainerView) -> pb::Container {
         }),
         halt_signal: record.image.halt_signal.clone(),
         status_detail,
-        usage: None,
+        usage: view.usage.map(|u| pb::Usage {
+            memory_bytes: u.memory_bytes,
+            memory_peak_bytes: u.memory_peak_bytes,
+            cpu_nanoseconds: u.cpu_nanoseconds,
+            processes: u.processes,
+        }),
         config: record.config.into_iter().collect(),
     }
 }

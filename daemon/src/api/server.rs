@@ -25,6 +25,7 @@ impl Server for ServerService {
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default();
+        let host = self.manager.host().ok();
         Ok(Response::new(pb::ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             root_dir: settings.root.display().to_string(),
@@ -35,8 +36,11 @@ impl Server for ServerService {
             storage_source: self.manager.storage.source(),
             kernel,
             idmap_base: settings.idmap_base,
-            cpus: String::new(),
-            memory_bytes: 0,
+            cpus: host
+                .as_ref()
+                .map(|h| crate::keys::values::format_cpu_list(&h.cpus))
+                .unwrap_or_default(),
+            memory_bytes: host.map(|h| h.memory).unwrap_or(0),
         }))
     }
 
@@ -44,6 +48,16 @@ impl Server for ServerService {
         &self,
         _request: Request<pb::ConfigKeysRequest>,
     ) -> Result<Response<pb::ConfigKeysResponse>, Status> {
-        Err(Status::unimplemented("config keys are not implemented yet"))
+        let keys = crate::keys::KEYS
+            .iter()
+            .map(|key| pb::ConfigKey {
+                name: key.display_name(),
+                r#type: key.kind.name().to_string(),
+                default: key.default.to_string(),
+                live: key.live,
+                description: key.description.to_string(),
+            })
+            .collect();
+        Ok(Response::new(pb::ConfigKeysResponse { keys }))
     }
 }

@@ -140,3 +140,37 @@ pub(super) fn rmdir_tree(dir: &Path) -> Result<()> {
 pub(super) fn rmdir_if_unused(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
+
+pub(super) fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(io_err(path))
+}
+
+pub(super) fn read_u64(path: &Path) -> Result<u64> {
+    let text = read(path)?;
+    text.parse().map_err(|_| CgroupError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(ErrorKind::InvalidData, format!("not a number: {text:?}")),
+    })
+}
+
+/// A field of a "key value" file such as cpu.stat or cgroup.events.
+pub(super) fn read_field(path: &Path, field: &str) -> Option<u64> {
+    fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Polls until `done` or about two seconds have passed.
+pub(super) fn wait_for(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        if done() {
+            return true;
+        }
+        sleep(Duration::from_millis(1));
+    }
+    done()
+}

@@ -6,9 +6,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::files::{chown, kill_unified, mkdir, procs_recursive, rmdir_if_unused, rmdir_tree, wait_empty, write};
+use super::files::{
+    chown, kill_unified, mkdir, procs_recursive, read, read_u64, rmdir_if_unused, rmdir_tree, wait_empty, wait_for,
+    write,
+};
 use super::unified::create_delegated;
-use super::{CgroupConfig, CgroupDriver, Owner, Placement, Result};
+use super::{CgroupConfig, CgroupDriver, CgroupError, Limits, Owner, Placement, Result, Usage};
 
 pub struct Hybrid {
     unified_parent: PathBuf,
@@ -47,6 +50,46 @@ impl Hybrid {
             Self::init_cpuset(dir)?;
         }
         Ok(())
+    }
+
+    /// The container's directory in the v1 hierarchy that has `controller`.
+    fn controller_dir(&self, controller: &'static str, name: &str) -> Result<PathBuf> {
+        self.controller_parent(controller)
+            .map(|parent| parent.join(name))
+            .ok_or(CgroupError::NoController { controller })
+    }
+
+    fn controller_parent(&self, controller: &str) -> Option<&PathBuf> {
+        self.v1_parents.iter().find(|parent| {
+            let hierarchy = parent.parent().and_then(|h| h.file_name());
+            hierarchy.is_some_and(|h| h.to_string_lossy().split(',').any(|c| c == controller))
+        })
+    }
+
+    /// v1 keeps memory+swap (memsw) at or above memory: depending on which way the
+    /// limits move, one order of writes is refused and the other works.
+    fn apply_memory(dir: &Path, memory: Option<u64>, swap: bool) -> Result<()> {
+        let limit = memory.map(|m| m.to_string()).unwrap_or_else(|| "-1".into());
+        let memsw_file = dir.join("memory.memsw.limit_in_bytes");
+        let limit_file = dir.join("memory.limit_in_bytes");
+        if !memsw_file.exists() {
+            // No swap accounting on this host: the best we can do is not to swap.
+            let _ = write(&dir.join("memory.swappiness"), if swap { "60" } else { "0" });
+            return write(&limit_file, &limit);
+        }
+        let memsw = if swap || memory.is_none() {
+            "-1".to_string()
+        } else {
+            limit.clone()
+        };
+        if write(&limit_file, &limit)
+            .and_then(|_| write(&memsw_file, &memsw))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        write(&memsw_file, &memsw)?;
+        write(&limit_file, &limit)
     }
 
     /// The named systemd hierarchy is delegated like cgroup2: systemd tools look there.
@@ -126,7 +169,74 @@ impl CgroupDriver for Hybrid {
     }
 
     fn kill(&self, name: &str) -> Result<()> {
-        kill_unified(&self.unified_parent.join(name))
+        kill_unified(&self.unified_parent.join(name))?;
+        // A task frozen by the v1 freezer can't act on SIGKILL until thawed.
+        if self.is_frozen(name) {
+            self.thaw(name)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, name: &str, limits: &Limits) -> Result<()> {
+        let cpuset = self.controller_dir("cpuset", name)?;
+        let cpus = match &limits.cpus {
+            Some(cpus) => cpus.clone(),
+            None => self.available_cpus()?,
+        };
+        write(&cpuset.join("cpuset.cpus"), &cpus)?;
+        let cpu = self.controller_dir("cpu", name)?;
+        write(&cpu.join("cpu.shares"), &limits.cpu_shares().to_string())?;
+        match limits.cpu_quota {
+            Some((quota, period)) => {
+                write(&cpu.join("cpu.cfs_period_us"), &period.to_string())?;
+                write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+            None => {
+                write(&cpu.join("cpu.cfs_quota_us"), "-1")?;
+                write(&cpu.join("cpu.cfs_period_us"), "100000")?;
+            }
+        }
+        Self::apply_memory(&self.controller_dir("memory", name)?, limits.memory, limits.swap)?;
+        let processes = limits.processes.map(|p| p.to_string()).unwrap_or_else(|| "max".into());
+        write(&self.controller_dir("pids", name)?.join("pids.max"), &processes)
+    }
+
+    fn freeze(&self, name: &str) -> Result<()> {
+        let dir = self.controller_dir("freezer", name)?;
+        write(&dir.join("freezer.state"), "FROZEN")?;
+        if wait_for(|| self.is_frozen(name)) {
+            Ok(())
+        } else {
+            Err(CgroupError::NotFrozen(dir))
+        }
+    }
+
+    fn thaw(&self, name: &str) -> Result<()> {
+        write(&self.controller_dir("freezer", name)?.join("freezer.state"), "THAWED")
+    }
+
+    fn is_frozen(&self, name: &str) -> bool {
+        self.controller_dir("freezer", name)
+            .and_then(|dir| read(&dir.join("freezer.state")))
+            .is_ok_and(|state| state == "FROZEN")
+    }
+
+    fn usage(&self, name: &str) -> Result<Usage> {
+        let memory = self.controller_dir("memory", name)?;
+        Ok(Usage {
+            memory_bytes: read_u64(&memory.join("memory.usage_in_bytes"))?,
+            memory_peak_bytes: read_u64(&memory.join("memory.max_usage_in_bytes"))?,
+            cpu_nanoseconds: read_u64(&self.controller_dir("cpuacct", name)?.join("cpuacct.usage"))?,
+            processes: read_u64(&self.controller_dir("pids", name)?.join("pids.current"))?,
+        })
+    }
+
+    fn available_cpus(&self) -> Result<String> {
+        let parent = self
+            .controller_parent("cpuset")
+            .ok_or(CgroupError::NoController { controller: "cpuset" })?;
+        Self::create_v1(parent)?;
+        read(&parent.join("cpuset.cpus"))
     }
 
     fn remove(&self, name: &str) -> Result<()> {

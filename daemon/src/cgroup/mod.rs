@@ -8,6 +8,7 @@
 
 mod files;
 mod hybrid;
+mod limits;
 mod unified;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use hybrid::Hybrid;
+pub use limits::{DEFAULT_CPU_WEIGHT, Limits, Usage};
 pub use unified::Unified;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,10 @@ pub enum CgroupError {
     NoUnified(PathBuf),
     #[error("cgroup {0} still has processes after they were killed")]
     Busy(PathBuf),
+    #[error("the {controller} cgroup controller is not available for containers on this host")]
+    NoController { controller: &'static str },
+    #[error("cgroup {0} did not freeze")]
+    NotFrozen(PathBuf),
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -156,11 +162,74 @@ pub trait CgroupDriver {
     fn unified_dir(&self, name: &str) -> PathBuf;
     /// PIDs (host namespace) of every process in the container's cgroup2 subtree.
     fn processes(&self, name: &str) -> Result<Vec<i32>>;
-    /// Sends SIGKILL to every process of the container.
+    /// Sends SIGKILL to every process of the container (thawing it if it is frozen,
+    /// since a frozen process can't die).
     fn kill(&self, name: &str) -> Result<()>;
+    /// Sets every limit, resetting those that are None to unlimited.
+    fn apply(&self, name: &str, limits: &Limits) -> Result<()>;
+    /// Freezes every process of the container; returns once they are frozen.
+    fn freeze(&self, name: &str) -> Result<()>;
+    fn thaw(&self, name: &str) -> Result<()>;
+    fn is_frozen(&self, name: &str) -> bool;
+    fn usage(&self, name: &str) -> Result<Usage>;
+    /// The CPUs containers may use (the cpuset of their parent).
+    fn available_cpus(&self) -> Result<String>;
     /// Kills what is left and removes the container's cgroups, children first.
     /// Missing directories are not an error.
     fn remove(&self, name: &str) -> Result<()>;
     /// Removes the parent directories if nothing is left in them.
     fn remove_parent(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mounts(list: &[(&str, &str)]) -> Vec<(PathBuf, String)> {
+        list.iter().map(|(p, f)| (PathBuf::from(p), f.to_string())).collect()
+    }
+
+    #[test]
+    fn a_pure_v2_host_is_detected() {
+        let found = CgroupConfig::from_mounts(
+            &mounts(&[("/", "ext4"), ("/sys/fs/cgroup", "cgroup2")]),
+            Path::new("/sys/fs/cgroup"),
+            "sysc",
+        )
+        .unwrap();
+        assert_eq!(found.layout, Layout::V2);
+        assert_eq!(found.unified, Path::new("/sys/fs/cgroup"));
+        assert!(found.v1.is_empty());
+    }
+
+    #[test]
+    fn a_hybrid_host_is_detected_with_its_v1_hierarchies() {
+        let found = CgroupConfig::from_mounts(
+            &mounts(&[
+                ("/sys/fs/cgroup", "tmpfs"),
+                ("/sys/fs/cgroup/cpu,cpuacct", "cgroup"),
+                ("/sys/fs/cgroup/memory", "cgroup"),
+                ("/sys/fs/cgroup/systemd", "cgroup"),
+                ("/sys/fs/cgroup/unified", "cgroup2"),
+            ]),
+            Path::new("/sys/fs/cgroup"),
+            "sysc",
+        )
+        .unwrap();
+        assert_eq!(found.layout, Layout::Hybrid);
+        assert_eq!(found.unified, Path::new("/sys/fs/cgroup/unified"));
+        assert_eq!(found.v1.len(), 3);
+        assert_eq!(found.unified_dir("c1"), Path::new("/sys/fs/cgroup/unified/sysc/c1"));
+    }
+
+    #[test]
+    fn a_host_without_cgroup2_is_refused() {
+        let err = CgroupConfig::from_mounts(
+            &mounts(&[("/sys/fs/cgroup/memory", "cgroup")]),
+            Path::new("/sys/fs/cgroup"),
+            "sysc",
+        )
+        .unwrap_err();
+        assert!(matches!(err, CgroupError::NoUnified(_)));
+    }
 }

@@ -34,6 +34,7 @@ impl Manager {
         for (key, value) in &params.config {
             config.insert(key.clone(), keys::validate(key, value)?);
         }
+        super::limits::resolve(&params.name, &config, &self.host()?)?;
         let template = self.images.template(&params.template)?;
         let name = params.name.clone();
         let _guard = self.locks.lock(&name).await;

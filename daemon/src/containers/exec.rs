@@ -68,8 +68,14 @@ impl Manager {
     pub async fn exec(&self, params: ExecParams) -> Result<ExecSession> {
         let name = params.name.clone();
         let record = self.record(&name)?;
-        if !matches!(self.probe(&name).await, Live::Running { .. }) {
-            return Err(Error::FailedPrecondition(format!("container {name} is not running")));
+        match self.probe(&name).await {
+            Live::Running { frozen: false, .. } => {}
+            Live::Running { frozen: true, .. } => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {name} is paused; resume it first"
+                )));
+            }
+            _ => return Err(Error::FailedPrecondition(format!("container {name} is not running"))),
         }
         if params.command.is_empty() || params.command[0].is_empty() {
             return Err(Error::InvalidArgument("no command given".into()));

@@ -51,6 +51,7 @@ impl Manager {
         let run_dir = self.settings.monitor_dir(name);
         std::fs::create_dir_all(&run_dir).map_err(|e| Error::internal(format!("create {}", run_dir.display()), e))?;
         let volume = self.volume(name);
+        let limits = super::limits::resolve(name, &record.config, &self.host()?)?;
         let spec = ContainerSpec {
             name: name.clone(),
             hostname: name.clone(),
@@ -63,6 +64,7 @@ impl Manager {
             ],
             idmap: record.idmap(),
             cgroup: self.settings.cgroup.clone(),
+            limits,
             run_dir,
             console_log: volume.join("console.log"),
         };
@@ -98,8 +100,11 @@ impl Manager {
         timeout: Duration,
     ) -> Result<ExitRecord> {
         let name = &record.name;
-        if self.probe(name).await == Live::Lost {
-            return self.clean_up_lost(record).await;
+        match self.probe(name).await {
+            Live::Lost => return self.clean_up_lost(record).await,
+            // A paused init can't act on its halt signal.
+            Live::Running { frozen: true, .. } => self.freezer(name, false).await?,
+            _ => {}
         }
         let client = MonitorClient::new(self.settings.monitor_socket(name));
         let Ok(mut waiter) = client.waiter().await else {

@@ -2,13 +2,16 @@
 //! run containers on the other. Every change to one container holds that container's
 //! lock, so requests on it are serialized.
 
+mod config;
 mod console;
 mod create;
 mod delete;
 mod exec;
 mod exits;
 mod lifecycle;
+pub mod limits;
 pub mod monitor_client;
+mod pause;
 mod recover;
 mod rename;
 mod seqpacket;

@@ -4,16 +4,19 @@ use std::path::PathBuf;
 
 use super::Manager;
 use super::monitor_client::MonitorClient;
+use crate::cgroup::Usage;
 use crate::db::ContainerRecord;
 use crate::error::Result;
 use crate::monitor::protocol::{ExitRecord, Request, Response};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Live {
+    /// `frozen`: paused (every process stopped by the cgroup freezer).
     Running {
         pid: i32,
         monitor_pid: i32,
         started_at_ms: i64,
+        frozen: bool,
     },
     Stopped,
     /// The monitor's socket is there but nobody answers: the monitor died.
@@ -27,6 +30,8 @@ pub struct ContainerView {
     /// The record's last exit, or a newer one the monitor left that the daemon has not
     /// collected yet.
     pub last_exit: Option<ExitRecord>,
+    /// Resource use right now; None unless running.
+    pub usage: Option<Usage>,
     pub directory: PathBuf,
     pub rootfs: PathBuf,
     pub backup_file: PathBuf,
@@ -45,6 +50,7 @@ impl Manager {
                 pid,
                 monitor_pid,
                 started_at_ms,
+                frozen: self.settings.cgroup.driver().is_frozen(name),
             },
             _ if socket.exists() && !self.settings.exit_record(name).exists() => {
                 // The monitor may be between removing its socket and exiting.
@@ -61,7 +67,12 @@ impl Manager {
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let volume = self.volume(&record.name);
+        let usage = match live {
+            Live::Running { .. } => self.settings.cgroup.driver().usage(&record.name).ok(),
+            _ => None,
+        };
         ContainerView {
+            usage,
             last_exit: pending.or_else(|| record.last_exit.clone()),
             directory: self.settings.container_link(&record.name),
             rootfs: crate::storage::volume_rootfs(&volume),

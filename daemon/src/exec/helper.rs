@@ -187,6 +187,14 @@ fn clone_into(
             child::run(spec, init, theirs);
         }
         Ok(process::Forked::Parent { pid, pidfd }) => Ok((pid, pidfd)),
+        // pids.max reached: the container's own limit, not a host failure.
+        Err(nix::errno::Errno::EAGAIN) => Err(child::Failure {
+            fault: Fault::State,
+            message: format!(
+                "container {} is at its process limit (limits.processes); no room for the command",
+                spec.container
+            ),
+        }),
         Err(e) => Err(internal("start the command", e)),
     }
 }

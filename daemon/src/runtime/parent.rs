@@ -37,6 +37,10 @@ pub fn start(spec: &ContainerSpec) -> Result<Started> {
         gid: m.host_base,
     });
     cgroups.create(&spec.name, owner)?;
+    if let Err(e) = cgroups.apply(&spec.name, &spec.limits) {
+        let _ = cgroups.remove(&spec.name);
+        return Err(e.into());
+    }
     let mut pid = None;
     let result = start_in_cgroup(spec, &*cgroups, &mut pid);
     if result.is_err() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::CgroupConfig;
+use crate::cgroup::{CgroupConfig, Limits};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -20,6 +20,8 @@ pub struct ContainerSpec {
     /// The container's private id range; None for a privileged container.
     pub idmap: Option<IdMap>,
     pub cgroup: CgroupConfig,
+    /// Applied to the container's cgroups before its init runs.
+    pub limits: Limits,
     /// The monitor's directory: control socket, exit record.
     pub run_dir: PathBuf,
     /// Where the console's output is kept (bounded, rotated once).

@@ -1,0 +1,337 @@
+//! The registry of container config keys: one table that drives validation, defaults,
+//! `sysc config keys` and the README's table. Names and meanings follow Incus.
+
+pub mod values;
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    /// An integer in a range.
+    Integer {
+        min: i64,
+        max: i64,
+    },
+    /// Bytes with a unit, or a percentage of the host's memory.
+    Size,
+    /// A count of CPUs or a CPU set.
+    Cpus,
+    /// A soft share ("50%") or a hard quota ("25ms/100ms").
+    Allowance,
+    String,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bool => "bool",
+            Kind::Integer { .. } => "integer",
+            Kind::Size => "size",
+            Kind::Cpus => "cpus",
+            Kind::Allowance => "allowance",
+            Kind::String => "string",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Key {
+    /// The name; for a prefix key (environment.NAME), the prefix including its dot.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Empty: none (unlimited, or not set).
+    pub default: &'static str,
+    /// Whether a change takes effect on a running container at once.
+    pub live: bool,
+    /// Only settable when the container is created.
+    pub create_only: bool,
+    pub description: &'static str,
+}
+
+impl Key {
+    pub fn is_prefix(&self) -> bool {
+        self.name.ends_with('.')
+    }
+
+    /// How the key is listed: "environment.NAME" for a prefix.
+    pub fn display_name(&self) -> String {
+        if self.is_prefix() {
+            format!("{}NAME", self.name)
+        } else {
+            self.name.to_string()
+        }
+    }
+}
+
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "boot.autostart",
+        kind: Kind::Bool,
+        default: "false",
+        live: true,
+        create_only: false,
+        description: "Start the container when syscd starts",
+    },
+    Key {
+        name: "environment.",
+        kind: Kind::String,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "An environment variable for every command exec and shell run in the container",
+    },
+    Key {
+        name: "limits.cpu",
+        kind: Kind::Cpus,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "CPUs the container may run on: a count (that many CPUs, pinned; spread over the host by name) or a set like 0-1,3 (1-1 for CPU 1 alone)",
+    },
+    Key {
+        name: "limits.cpu.allowance",
+        kind: Kind::Allowance,
+        default: "100%",
+        live: true,
+        create_only: false,
+        description: "CPU time: 50% is a soft share relative to other containers (when CPUs are contended); 25ms/100ms is a hard quota of 25 ms per 100 ms",
+    },
+    Key {
+        name: "limits.cpu.priority",
+        kind: Kind::Integer { min: 0, max: 10 },
+        default: "10",
+        live: true,
+        create_only: false,
+        description: "Weight when CPUs are contended, 0 (least) to 10 (most): scales the share by (priority + 1) / 11",
+    },
+    Key {
+        name: "limits.memory",
+        kind: Kind::Size,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "Memory limit: bytes with a unit (256MiB, 1GB) or a percentage of the host's memory; past it the kernel reclaims, then OOM-kills inside the container. Lowering it below the current use is refused",
+    },
+    Key {
+        name: "limits.memory.swap",
+        kind: Kind::Bool,
+        default: "true",
+        live: true,
+        create_only: false,
+        description: "Whether the container's memory may be swapped out; false caps memory plus swap at limits.memory",
+    },
+    Key {
+        name: "limits.processes",
+        kind: Kind::Integer { min: 1, max: 4_194_304 },
+        default: "",
+        live: true,
+        create_only: false,
+        description: "Maximum number of processes (and threads) in the container",
+    },
+    Key {
+        name: "security.privileged",
+        kind: Kind::Bool,
+        default: "false",
+        live: false,
+        create_only: true,
+        description: "Run without a user namespace: root inside is root on the host. Only at create",
+    },
+];
+
+/// Keys the daemon records for itself; users cannot set them.
+pub const VOLATILE_PREFIX: &str = "volatile.";
+pub const IDMAP_BASE: &str = "volatile.idmap.base";
+pub const IDMAP_SIZE: &str = "volatile.idmap.size";
+pub const ENVIRONMENT_PREFIX: &str = "environment.";
+
+/// The registry entry for a key name (prefix keys match any name below them).
+pub fn lookup(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| {
+        if k.is_prefix() {
+            name.starts_with(k.name) && name.len() > k.name.len()
+        } else {
+            k.name == name
+        }
+    })
+}
+
+/// Checks a key a user names (to set or unset): known, and not the daemon's own.
+pub fn check_name(name: &str) -> Result<&'static Key> {
+    if name.starts_with(VOLATILE_PREFIX) {
+        return Err(Error::InvalidArgument(format!(
+            "config key {name} is set by the daemon and cannot be changed"
+        )));
+    }
+    lookup(name).ok_or_else(|| {
+        let near = nearest(name);
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", near.join(" or "))
+        };
+        Error::InvalidArgument(format!("unknown config key {name}{hint}"))
+    })
+}
+
+/// Checks a key and value a user wants to set; the value is returned normalized.
+pub fn validate(name: &str, value: &str) -> Result<String> {
+    let key = check_name(name)?;
+    let bad = |problem: String| Error::InvalidArgument(format!("config key {name}: {problem}"));
+    match key.kind {
+        Kind::Bool => parse_bool(value)
+            .map(|b| b.to_string())
+            .ok_or_else(|| bad(format!("{value:?} is not true or false"))),
+        Kind::Integer { min, max } => match value.trim().parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n.to_string()),
+            _ => Err(bad(format!("{value:?} is not an integer from {min} to {max}"))),
+        },
+        Kind::Size => values::parse_size(value).map(|_| value.trim().to_string()).map_err(bad),
+        Kind::Cpus => values::parse_cpus(value).map(|_| value.trim().to_string()).map_err(bad),
+        Kind::Allowance => values::parse_allowance(value)
+            .map(|_| value.trim().to_string())
+            .map_err(bad),
+        Kind::String if key.name == ENVIRONMENT_PREFIX => validate_environment(name, value),
+        Kind::String => Ok(value.to_string()),
+    }
+}
+
+fn validate_environment(key: &str, value: &str) -> Result<String> {
+    let variable = &key[ENVIRONMENT_PREFIX.len()..];
+    let valid_name = variable.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        return Err(Error::InvalidArgument(format!(
+            "config key {key}: {variable:?} is not an environment variable name"
+        )));
+    }
+    if value.contains('\0') {
+        return Err(Error::InvalidArgument(format!(
+            "config key {key}: the value contains a NUL byte"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// A boolean key's value in a config map, or its default.
+pub fn get_bool(config: &BTreeMap<String, String>, name: &str) -> bool {
+    let default = lookup(name).map(|k| k.default).unwrap_or("false");
+    parse_bool(config.get(name).map(String::as_str).unwrap_or(default)).unwrap_or(false)
+}
+
+/// The registered keys closest to a misspelt one.
+fn nearest(name: &str) -> Vec<String> {
+    let mut scored: Vec<(usize, String)> = KEYS
+        .iter()
+        .map(|k| {
+            let candidate = k.display_name();
+            (distance(name, &candidate), candidate)
+        })
+        .collect();
+    scored.sort();
+    let best = scored.first().map(|s| s.0).unwrap_or(usize::MAX);
+    let limit = (name.len() / 3).max(2);
+    scored
+        .into_iter()
+        .filter(|(d, _)| *d == best && *d <= limit)
+        .map(|(_, k)| k)
+        .collect()
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_the_nearest() {
+        let err = validate("security.privilegd", "true").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown config key security.privilegd (did you mean security.privileged?)"
+        );
+        let err = validate("limits.memroy", "1GB").unwrap_err().to_string();
+        assert_eq!(err, "unknown config key limits.memroy (did you mean limits.memory?)");
+        let err = validate("nothing.like.it", "1").unwrap_err().to_string();
+        assert_eq!(err, "unknown config key nothing.like.it");
+    }
+
+    #[test]
+    fn values_are_checked_and_normalized() {
+        assert_eq!(validate("boot.autostart", "yes").unwrap(), "true");
+        assert_eq!(validate("security.privileged", "0").unwrap(), "false");
+        assert_eq!(validate("limits.processes", " 50 ").unwrap(), "50");
+        assert_eq!(validate("limits.memory", "256MiB").unwrap(), "256MiB");
+        let err = validate("boot.autostart", "maybe").unwrap_err().to_string();
+        assert_eq!(err, "config key boot.autostart: \"maybe\" is not true or false");
+        let err = validate("limits.memory", "lots").unwrap_err().to_string();
+        assert!(
+            err.starts_with("config key limits.memory: \"lots\" is not a size"),
+            "{err}"
+        );
+        for (key, bad) in [
+            ("limits.processes", "0"),
+            ("limits.processes", "-5"),
+            ("limits.cpu.priority", "11"),
+            ("limits.cpu", "0"),
+            ("limits.cpu.allowance", "0%"),
+            ("limits.memory", "-1GB"),
+        ] {
+            assert!(validate(key, bad).is_err(), "{key}={bad}");
+        }
+    }
+
+    #[test]
+    fn environment_keys_take_any_value_under_a_variable_name() {
+        assert_eq!(validate("environment.EDITOR", "vim -u NONE").unwrap(), "vim -u NONE");
+        assert_eq!(validate("environment._X1", "").unwrap(), "");
+        for bad in ["environment.", "environment.1X", "environment.A-B", "environment.A=B"] {
+            assert!(validate(bad, "v").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn volatile_keys_are_refused() {
+        assert!(validate(IDMAP_BASE, "5").is_err());
+        assert!(check_name(IDMAP_BASE).is_err());
+    }
+
+    #[test]
+    fn every_key_has_a_valid_default() {
+        for key in KEYS.iter().filter(|k| !k.default.is_empty() && !k.is_prefix()) {
+            validate(key.name, key.default).unwrap_or_else(|e| panic!("{}: {e}", key.name));
+        }
+    }
+
+    #[test]
+    fn distance_is_levenshtein() {
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("same", "same"), 0);
+    }
+}
