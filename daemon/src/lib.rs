@@ -2,6 +2,7 @@
 //! usable without gRPC (the monitor binary uses nothing else).
 
 pub mod api;
+pub mod archive;
 pub mod cgroup;
 pub mod containers;
 pub mod db;
@@ -16,6 +17,7 @@ pub mod names;
 pub mod progress;
 pub mod rootfs_files;
 pub mod runtime;
+pub mod schedule;
 pub mod server;
 pub mod settings;
 pub mod storage;
