@@ -5,19 +5,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use sysc_proto::v1::backups_server::BackupsServer;
 use sysc_proto::v1::containers_server::ContainersServer;
 use sysc_proto::v1::images_server::ImagesServer;
 use sysc_proto::v1::server_server::ServerServer;
+use sysc_proto::v1::snapshots_server::SnapshotsServer;
+use sysc_proto::v1::storage_server::StorageServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::api::{ContainersService, ImagesService, ServerService};
+use crate::api::{BackupsService, ContainersService, ImagesService, ServerService, SnapshotsService, StorageService};
 use crate::containers::Manager;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::images::Images;
 use crate::settings::Settings;
-use crate::storage::{self, DriverChoice};
+use crate::storage::{DriverChoice, Pools};
 
 /// HTTP/2 flow-control window per stream and per connection.
 const STREAM_WINDOW: u32 = 8 << 20;
@@ -38,19 +41,18 @@ pub async fn run(
 ) -> Result<()> {
     prepare_dirs(&settings)?;
     let db = Db::open(&settings.db_dir())?;
-    let (storage, created) =
-        storage::open_default(&settings.root, &db, storage_options.driver, storage_options.size_bytes)?;
+    let (pools, created) = Pools::open(&settings.root, &db, storage_options.driver, storage_options.size_bytes)?;
     if let Some(created) = created {
         tracing::info!("{created}");
     }
     let images = Images::new(
         db.clone(),
-        storage.clone(),
+        pools.clone(),
         settings.templates_dir.clone(),
         settings.template_cache.clone(),
     );
     let settings = Arc::new(settings);
-    let manager = Manager::new(settings.clone(), db.clone(), storage, images);
+    let manager = Manager::new(settings.clone(), db.clone(), pools, images);
     manager.recover().await?;
 
     let listener = listen(&settings.socket).await?;
@@ -58,6 +60,9 @@ pub async fn run(
     health.set_serving::<ContainersServer<ContainersService>>().await;
     health.set_serving::<ImagesServer<ImagesService>>().await;
     health.set_serving::<ServerServer<ServerService>>().await;
+    health.set_serving::<SnapshotsServer<SnapshotsService>>().await;
+    health.set_serving::<BackupsServer<BackupsService>>().await;
+    health.set_serving::<StorageServer<StorageService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sysc_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -66,6 +71,7 @@ pub async fn run(
 
     tracing::info!(socket = %settings.socket.display(), root = %settings.root.display(), "serving");
     manager.autostart();
+    manager.run_scheduler();
     let served = tonic::transport::Server::builder()
         // Exec and file transfers stream megabytes: HTTP/2's default 64 KiB windows would
         // stall them on a window update every 64 KiB.
@@ -76,6 +82,9 @@ pub async fn run(
         .add_service(ContainersServer::new(ContainersService::new(manager.clone())))
         .add_service(ImagesServer::new(ImagesService::new(manager.clone())))
         .add_service(ServerServer::new(ServerService::new(manager.clone())))
+        .add_service(SnapshotsServer::new(SnapshotsService::new(manager.clone())))
+        .add_service(BackupsServer::new(BackupsService::new(manager.clone())))
+        .add_service(StorageServer::new(StorageService::new(manager.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&settings.socket);

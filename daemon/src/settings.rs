@@ -45,4 +45,10 @@ impl Settings {
     pub fn exit_record(&self, name: &str) -> PathBuf {
         self.monitor_dir(name).join("exit.json")
     }
+
+    /// Present while the daemon holds a container frozen for a snapshot, so a daemon
+    /// that died meanwhile thaws it on its next start (a user's pause has no marker).
+    pub fn freeze_marker(&self, name: &str) -> PathBuf {
+        self.monitor_dir(name).join("frozen-for-snapshot")
+    }
 }

@@ -10,7 +10,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::containers::{CreateParams, Manager, stop_timeout};
+use crate::containers::{CopyParams, CreateParams, Manager, stop_timeout};
 use crate::progress::{Event, Progress};
 
 pub struct ContainersService {
@@ -53,6 +53,7 @@ impl Containers for ContainersService {
             arch: request.arch,
             config: request.config.into_iter().collect(),
             start: request.start,
+            pool: request.pool,
         };
         let (progress_tx, progress_rx) = tokio::sync::mpsc::unbounded_channel();
         let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -104,6 +105,21 @@ impl Containers for ContainersService {
     async fn rename(&self, request: Request<pb::RenameRequest>) -> Result<Response<pb::Container>, Status> {
         let request = request.into_inner();
         let view = self.manager.rename(&request.name, &request.new_name).await?;
+        Ok(Response::new(convert::container(view)))
+    }
+
+    async fn copy(&self, request: Request<pb::CopyRequest>) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let params = CopyParams {
+            source: request.source,
+            snapshot: request.snapshot,
+            name: request.name,
+            instance_only: request.instance_only,
+            pool: request.pool,
+            config: request.config.into_iter().collect(),
+        };
+        let manager = self.manager.clone();
+        let view = super::detached(async move { manager.copy(params).await }).await?;
         Ok(Response::new(convert::container(view)))
     }
 

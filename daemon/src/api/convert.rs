@@ -3,6 +3,7 @@
 use sysc_proto::Timestamp;
 use sysc_proto::v1 as pb;
 
+use crate::containers::SnapshotView;
 use crate::containers::{ContainerView, Live};
 use crate::db::ImageRecord;
 use crate::images::Template;
@@ -82,6 +83,8 @@ pub fn container(view: ContainerView) -> pb::Container {
             cpu_nanoseconds: u.cpu_nanoseconds,
             processes: u.processes,
         }),
+        pool: record.pool.clone(),
+        snapshot_count: view.snapshot_count as u32,
         config: record.config.into_iter().collect(),
     }
 }
@@ -106,6 +109,7 @@ pub fn image(record: ImageRecord, used_by: Vec<String>) -> pb::Image {
         size_bytes: record.size_bytes,
         created_at: timestamp(record.created_at_ms),
         used_by,
+        pool: record.pool,
     }
 }
 
@@ -116,5 +120,20 @@ pub fn template(template: Template) -> pb::Template {
         path: template.path.display().to_string(),
         default_release: template.default_release,
         halt_signal: template.halt_signal,
+    }
+}
+
+pub fn snapshot(view: SnapshotView) -> pb::Snapshot {
+    let record = view.record;
+    pb::Snapshot {
+        container: record.container,
+        name: record.name,
+        created_at: timestamp(record.created_at_ms),
+        expires_at: record.expires_at_ms.and_then(timestamp),
+        size_bytes: view.size_bytes,
+        schedule: record.schedule,
+        config: record.config.into_iter().collect(),
+        taken_running: record.taken_running,
+        path: view.path.display().to_string(),
     }
 }

@@ -48,7 +48,7 @@ impl Images for ImagesService {
             .map(|image| {
                 let used_by = containers
                     .iter()
-                    .filter(|c| c.image.fingerprint == image.fingerprint)
+                    .filter(|c| c.image.fingerprint == image.fingerprint && c.pool == image.pool)
                     .map(|c| c.name.clone())
                     .collect();
                 convert::image(image, used_by)

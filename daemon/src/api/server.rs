@@ -32,8 +32,8 @@ impl Server for ServerService {
             run_dir: settings.run_dir.display().to_string(),
             cgroup_layout: settings.cgroup.layout.as_str().to_string(),
             cgroup_parent: settings.cgroup.parent.clone(),
-            storage_driver: self.manager.storage.name().to_string(),
-            storage_source: self.manager.storage.source(),
+            storage_driver: self.manager.pools.default_pool().name().to_string(),
+            storage_source: self.manager.pools.default_pool().source(),
             kernel,
             idmap_base: settings.idmap_base,
             cpus: host

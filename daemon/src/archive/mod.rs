@@ -1,1 +1,68 @@
-//! Placeholder: being written.
+//! The tarball of `sysc export` / `sysc import`: whole Linux root filesystems with
+//! numeric owners, modes, devices, hard links and extended attributes, checked on the way
+//! in so that a damaged, cut or hostile archive is refused rather than half-imported.
+//!
+//! The format is a tar stream that GNU tar can also read, optionally in one zstd frame
+//! with its content checksum:
+//! - GNU headers (GNU long-name and long-link records past 100 bytes), numeric ids only;
+//!   a tree's directory comes before its contents.
+//! - Before an entry that needs one, a PAX extended header with `SYSC.sha256` (hex SHA-256
+//!   of a regular file's content; every regular file has one), `SCHILY.xattr.<name>` (an
+//!   extended attribute, raw value; `%` and `=` in the name escaped as `%25` and `%3D`,
+//!   as GNU tar does) and `mtime` (`<seconds>.<nanoseconds>`, when there are nanoseconds).
+//! - Hard links after the first occurrence of an inode are link entries naming the first
+//!   path; links never cross from one tree (`add_tree` call) to another.
+//! - The last entry is the regular file `.sysc-end`, holding `sysc-archive 1`, `entries
+//!   N` and `sha256 HEX` lines: the number of entries before it and a digest of their
+//!   metadata (see `meta::Manifest`), so that a lost or damaged header is noticed too.
+//! - Then the tar end (two zero blocks), and nothing else.
+
+mod error;
+mod extract;
+mod input;
+mod meta;
+mod pax;
+mod reader;
+mod walk;
+mod writer;
+mod xattr;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ArchiveError;
+pub use reader::Reader;
+pub use writer::{Writer, tree_size};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zstd,
+}
+
+/// Copy buffer size, and the largest file the writer reads only once.
+const BUF_SIZE: usize = 256 * 1024;
+
+/// File bytes between two progress reports.
+const PROGRESS_STEP: u64 = 4 << 20;
+
+/// File bytes archived or extracted so far, reported to a progress callback now and then.
+#[derive(Default)]
+struct Counter {
+    done: u64,
+    reported: u64,
+}
+
+impl Counter {
+    fn add(&mut self, bytes: usize, progress: &mut dyn FnMut(u64)) {
+        self.done += bytes as u64;
+        if self.done - self.reported >= PROGRESS_STEP {
+            self.report(progress);
+        }
+    }
+
+    fn report(&mut self, progress: &mut dyn FnMut(u64)) {
+        self.reported = self.done;
+        progress(self.done);
+    }
+}

@@ -66,7 +66,7 @@ impl Manager {
     /// LOG_LIMIT bytes, newest last. Works whether or not the container runs.
     pub async fn console_log(&self, name: &str) -> Result<Vec<u8>> {
         self.record(name)?;
-        let log = self.volume(name).join("console.log");
+        let log = self.volume(name)?.join("console.log");
         let mut rotated = log.clone().into_os_string();
         rotated.push(".1");
         let mut data = tokio::fs::read(&rotated).await.unwrap_or_default();

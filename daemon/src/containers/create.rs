@@ -25,6 +25,8 @@ pub struct CreateParams {
     pub arch: String,
     pub config: BTreeMap<String, String>,
     pub start: bool,
+    /// Empty: the default pool.
+    pub pool: String,
 }
 
 impl Manager {
@@ -46,10 +48,19 @@ impl Manager {
         } else {
             params.arch.clone()
         };
-        let image = self.images.ensure(&template, &params.release, &arch, &progress).await?;
+        let pool = if params.pool.is_empty() {
+            crate::storage::DEFAULT_POOL.to_string()
+        } else {
+            params.pool.clone()
+        };
+        self.pools.get(&pool)?;
+        let image = self
+            .images
+            .ensure(&template, &params.release, &arch, &pool, &progress)
+            .await?;
 
         progress.stage(format!("creating container {name}"));
-        let record = self.claim(&name, image.record.clone(), config).await?;
+        let record = self.claim(&name, image.record.clone(), config, &pool).await?;
         if let Err(e) = self.materialize(&record).await {
             self.undo_create(&name).await;
             return Err(e);
@@ -65,11 +76,12 @@ impl Manager {
 
     /// Records the new container (status Creating) with a private id range that no
     /// other container has.
-    async fn claim(
+    pub(super) async fn claim(
         &self,
         name: &str,
         image: crate::db::ImageRecord,
         mut config: BTreeMap<String, String>,
+        pool: &str,
     ) -> Result<ContainerRecord> {
         let _claim = self.claim.lock().await;
         if !keys::get_bool(&config, "security.privileged") {
@@ -80,7 +92,7 @@ impl Manager {
         let record = ContainerRecord {
             name: name.to_string(),
             status: RecordStatus::Creating,
-            pool: image.pool.clone(),
+            pool: pool.to_string(),
             image,
             created_at_ms: crate::time::now_ms(),
             config,
@@ -110,9 +122,11 @@ impl Manager {
     }
 
     async fn materialize(&self, record: &ContainerRecord) -> Result<()> {
-        let storage = self.storage.clone();
+        let storage = self.pool_of(record)?;
         let (fingerprint, name) = (record.image.fingerprint.clone(), record.name.clone());
-        let volume = blocking(move || storage.clone_image(&fingerprint, &name)).await?;
+        let volume =
+            blocking(move || storage.clone_volume((VolumeKind::Image, &fingerprint), (VolumeKind::Container, &name)))
+                .await?;
         self.link(&record.name)?;
         super::setup::personalize(&crate::storage::volume_rootfs(&volume), &record.name)?;
         let mut record = record.clone();
@@ -127,16 +141,14 @@ impl Manager {
             std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("create {}", parent.display()), e))?;
         }
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(self.volume(name), &link)
+        std::os::unix::fs::symlink(self.volume(name)?, &link)
             .map_err(|e| Error::internal(format!("link {}", link.display()), e))
     }
 
     /// Removes everything a create made; used on failure and by recovery.
     pub(super) async fn undo_create(&self, name: &str) {
-        let storage = self.storage.clone();
-        let volume_name = name.to_string();
-        if let Err(e) = blocking(move || storage.delete(VolumeKind::Container, &volume_name)).await {
-            tracing::warn!(container = %name, "removing the volume of a failed create: {e}");
+        if let Err(e) = self.remove_volumes(name).await {
+            tracing::warn!(container = %name, "removing the volumes of a failed create: {e}");
         }
         let _ = std::fs::remove_file(self.settings.container_link(name));
         let _ = std::fs::remove_dir_all(self.settings.monitor_dir(name));

@@ -33,12 +33,37 @@ impl Manager {
     }
 
     pub(super) async fn finish_delete(&self, name: &str) -> Result<()> {
-        let storage = self.storage.clone();
-        let volume = name.to_string();
-        blocking(move || storage.delete(VolumeKind::Container, &volume)).await?;
+        self.remove_volumes(name).await?;
         let _ = std::fs::remove_file(self.settings.container_link(name));
         let _ = std::fs::remove_dir_all(self.settings.monitor_dir(name));
+        self.db.remove_schedule_runs(name)?;
         self.db.remove_container(name)?;
         self.db.flush().await
+    }
+
+    /// Removes a container's volume and its snapshots (volumes, then records), for a
+    /// container that has a record.
+    pub(super) async fn remove_volumes(&self, name: &str) -> Result<()> {
+        let Some(record) = self.db.container(name)? else {
+            return Ok(());
+        };
+        let storage = self.pool_of(&record)?;
+        let snapshots = self.db.snapshots_of(name)?;
+        let container = name.to_string();
+        let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
+        blocking(move || {
+            for snapshot in storage.list(VolumeKind::Snapshot)? {
+                if snapshot.split('/').next() == Some(container.as_str()) {
+                    storage.delete(VolumeKind::Snapshot, &snapshot)?;
+                }
+            }
+            storage.remove_snapshot_dir(&container)?;
+            storage.delete(VolumeKind::Container, &container)
+        })
+        .await?;
+        for snapshot in names {
+            self.db.remove_snapshot(name, &snapshot)?;
+        }
+        Ok(())
     }
 }

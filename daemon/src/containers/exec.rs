@@ -98,7 +98,7 @@ impl Manager {
                 }
             }
         }
-        let rootfs = crate::storage::volume_rootfs(&self.volume(&name));
+        let rootfs = crate::storage::volume_rootfs(&self.volume_of(&record)?);
         let passwd = rootfs_files::read(&rootfs, "/etc/passwd", 1 << 20).unwrap_or_default();
         let user = find_user(&String::from_utf8_lossy(&passwd), uid);
         let env = environment(&record.config, &params, uid, user.as_ref())?;

@@ -50,7 +50,7 @@ impl Manager {
         self.collect_exit(name).await?;
         let run_dir = self.settings.monitor_dir(name);
         std::fs::create_dir_all(&run_dir).map_err(|e| Error::internal(format!("create {}", run_dir.display()), e))?;
-        let volume = self.volume(name);
+        let volume = self.volume_of(record)?;
         let limits = super::limits::resolve(name, &record.config, &self.host()?)?;
         let spec = ContainerSpec {
             name: name.clone(),

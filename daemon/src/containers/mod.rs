@@ -2,29 +2,40 @@
 //! run containers on the other. Every change to one container holds that container's
 //! lock, so requests on it are serialized.
 
+mod backup_file;
 mod config;
 mod console;
+mod copy;
 mod create;
 mod delete;
 mod exec;
 mod exits;
+mod export;
+mod import;
 mod lifecycle;
 pub mod limits;
 pub mod monitor_client;
 mod pause;
 mod recover;
 mod rename;
+mod restore;
+mod scheduler;
 mod seqpacket;
 mod setup;
+mod snapshots;
 mod view;
 
 use std::sync::Arc;
 
 pub use console::ConsoleConnection;
+pub use copy::CopyParams;
 pub use create::CreateParams;
 pub use exec::{ExecIo, ExecParams, ExecSession};
+pub use export::{Export, ExportEvent};
+pub use import::ImportData;
 pub use lifecycle::stop_timeout;
 pub use seqpacket::SeqPacket as SeqPacketHandle;
+pub use snapshots::{ExpiryRequest, SnapshotView};
 pub use view::{ContainerView, Live};
 
 use crate::db::{ContainerRecord, Db, RecordStatus};
@@ -32,12 +43,12 @@ use crate::error::{Error, Result};
 use crate::images::Images;
 use crate::locks::KeyedLocks;
 use crate::settings::Settings;
-use crate::storage::{SharedDriver, VolumeKind};
+use crate::storage::{Pools, SharedDriver, VolumeKind};
 
 pub struct Manager {
     pub settings: Arc<Settings>,
     pub db: Db,
-    pub storage: SharedDriver,
+    pub pools: Arc<Pools>,
     pub images: Arc<Images>,
     locks: KeyedLocks,
     /// Serializes the step that picks an id range and claims a name.
@@ -45,11 +56,11 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(settings: Arc<Settings>, db: Db, storage: SharedDriver, images: Arc<Images>) -> Arc<Self> {
+    pub fn new(settings: Arc<Settings>, db: Db, pools: Arc<Pools>, images: Arc<Images>) -> Arc<Self> {
         Arc::new(Self {
             settings,
             db,
-            storage,
+            pools,
             images,
             locks: KeyedLocks::default(),
             claim: tokio::sync::Mutex::new(()),
@@ -67,8 +78,22 @@ impl Manager {
         }
     }
 
-    fn volume(&self, name: &str) -> std::path::PathBuf {
-        self.storage.path(VolumeKind::Container, name)
+    /// The pool holding a container.
+    fn pool_of(&self, record: &ContainerRecord) -> Result<SharedDriver> {
+        self.pools.get(&record.pool)
+    }
+
+    fn volume_of(&self, record: &ContainerRecord) -> Result<std::path::PathBuf> {
+        Ok(self.pool_of(record)?.path(VolumeKind::Container, &record.name))
+    }
+
+    /// The volume of a container that has a record, whatever its status.
+    fn volume(&self, name: &str) -> Result<std::path::PathBuf> {
+        let record = self
+            .db
+            .container(name)?
+            .ok_or_else(|| Error::NotFound(format!("container {name} not found")))?;
+        self.volume_of(&record)
     }
 
     /// Saves a record and makes it durable, with its backup.yaml beside the rootfs.
@@ -82,7 +107,13 @@ impl Manager {
     /// backup.yaml: enough to rebuild the database from disk. Failing to write it is
     /// logged, not fatal: the database stays the source of truth.
     fn write_backup(&self, record: &ContainerRecord) {
-        let path = self.volume(&record.name).join("backup.yaml");
+        let path = match self.volume_of(record) {
+            Ok(volume) => volume.join("backup.yaml"),
+            Err(e) => {
+                tracing::warn!(container = %record.name, "writing backup.yaml: {e}");
+                return;
+            }
+        };
         let result = serde_yaml::to_string(record)
             .map_err(std::io::Error::other)
             .and_then(|yaml| crate::fsutil::write_atomic(&path, yaml.as_bytes()));

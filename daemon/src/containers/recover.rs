@@ -31,18 +31,27 @@ impl Manager {
                 }
             }
         }
-        for name in self.storage.list(VolumeKind::Container)? {
-            if is_temporary(&name) {
-                self.storage.delete(VolumeKind::Container, &name)?;
-            } else if self.db.container(&name)?.is_none() {
-                tracing::warn!(volume = %name, "container volume without a record; left alone");
+        self.recover_snapshots().await?;
+        for (pool, storage) in self.pools.all() {
+            for name in storage.list(VolumeKind::Container)? {
+                if is_temporary(&name) {
+                    storage.delete(VolumeKind::Container, &name)?;
+                } else if self.db.container(&name)?.is_none_or(|r| r.pool != pool) {
+                    tracing::warn!(pool = %pool, volume = %name, "container volume without a record; left alone");
+                }
             }
         }
         for record in self.db.containers()? {
             let name = record.name.clone();
             let _guard = self.locks.lock(&name).await;
             match self.probe(&name).await {
-                Live::Running { pid, .. } => {
+                Live::Running { pid, frozen, .. } => {
+                    let marker = self.settings.freeze_marker(&name);
+                    if frozen && marker.exists() {
+                        tracing::info!(container = %name, "thawing: frozen for a snapshot the daemon did not finish");
+                        self.freezer(&name, false).await?;
+                    }
+                    let _ = std::fs::remove_file(&marker);
                     tracing::info!(container = %name, pid, "re-attached to running container");
                     self.watch(&name);
                 }

@@ -37,25 +37,26 @@ impl Manager {
     /// Moves the volume (if it has not moved yet), the link and the record.
     pub(super) async fn finish_rename(&self, record: &ContainerRecord, new: &str) -> Result<()> {
         let old = record.name.clone();
-        let storage = self.storage.clone();
+        let storage = self.pool_of(record)?;
         let (from, to) = (old.clone(), new.to_string());
         blocking(move || {
             if storage.exists(VolumeKind::Container, &from) && !storage.exists(VolumeKind::Container, &to) {
                 storage.rename(VolumeKind::Container, &from, &to)?;
             }
-            Ok(())
+            storage.rename_snapshots(&from, &to)
         })
         .await?;
         let _ = std::fs::remove_file(self.settings.container_link(&old));
         let _ = std::fs::remove_dir_all(self.settings.monitor_dir(&old));
-        self.link(new)?;
-        let rootfs = crate::storage::volume_rootfs(&self.volume(new));
-        super::setup::rename(&rootfs, &old, new)?;
         let mut renamed = record.clone();
         renamed.name = new.to_string();
         renamed.status = RecordStatus::Ready;
+        let rootfs = crate::storage::volume_rootfs(&self.volume_of(&renamed)?);
+        super::setup::rename(&rootfs, &old, new)?;
         self.db.move_container(&old, &renamed)?;
+        self.db.remove_schedule_runs(&old)?;
         self.db.flush().await?;
+        self.link(new)?;
         self.write_backup(&renamed);
         Ok(())
     }

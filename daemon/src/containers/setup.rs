@@ -35,6 +35,12 @@ pub fn rename(rootfs: &Path, old: &str, new: &str) -> Result<()> {
     write(rootfs, "/etc/hosts", format!("{}\n", renamed.join("\n")).as_bytes())
 }
 
+/// A copy is another machine: its own hostname and machine-id.
+pub fn reidentify(rootfs: &Path, old: &str, new: &str) -> Result<()> {
+    rename(rootfs, old, new)?;
+    write(rootfs, "/etc/machine-id", format!("{}\n", machine_id()).as_bytes())
+}
+
 fn hosts(name: &str) -> String {
     format!(
         "127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n"

@@ -36,6 +36,7 @@ pub struct ContainerView {
     pub rootfs: PathBuf,
     pub backup_file: PathBuf,
     pub console_log: PathBuf,
+    pub snapshot_count: usize,
 }
 
 impl Manager {
@@ -66,7 +67,10 @@ impl Manager {
         let pending = std::fs::read(self.settings.exit_record(&record.name))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let volume = self.volume(&record.name);
+        let volume = self
+            .volume_of(&record)
+            .unwrap_or_else(|_| self.settings.container_link(&record.name));
+        let snapshot_count = self.db.snapshots_of(&record.name).map(|s| s.len()).unwrap_or(0);
         let usage = match live {
             Live::Running { .. } => self.settings.cgroup.driver().usage(&record.name).ok(),
             _ => None,
@@ -78,6 +82,7 @@ impl Manager {
             rootfs: crate::storage::volume_rootfs(&volume),
             backup_file: volume.join("backup.yaml"),
             console_log: volume.join("console.log"),
+            snapshot_count,
             record,
             live,
         }

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-pub use records::{ContainerRecord, ImageRecord, PoolRecord, RecordStatus};
+pub use records::{
+    ContainerRecord, ImageRecord, PoolRecord, RecordStatus, SnapshotRecord, SnapshotStatus, snapshot_key,
+};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +23,9 @@ pub struct Db {
     containers: sled::Tree,
     images: sled::Tree,
     pools: sled::Tree,
+    snapshots: sled::Tree,
+    /// When each snapshot schedule last ran, by "container/schedule".
+    schedule_runs: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -34,6 +39,10 @@ fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T
             String::from_utf8_lossy(key)
         ))
     })
+}
+
+fn image_key(pool: &str, fingerprint: &str) -> String {
+    format!("{pool}/{fingerprint}")
 }
 
 /// sled reports its file lock being held only in an error message.
@@ -54,6 +63,8 @@ impl Db {
             containers: db.open_tree("containers")?,
             images: db.open_tree("images")?,
             pools: db.open_tree("pools")?,
+            snapshots: db.open_tree("snapshots")?,
+            schedule_runs: db.open_tree("schedule_runs")?,
             db,
         })
     }
@@ -114,10 +125,12 @@ impl Db {
         Ok(())
     }
 
-    /// Moves a record to a new name in one transaction; refuses a taken name.
+    /// Moves a record to a new name in one transaction, with its snapshots' records;
+    /// refuses a taken name.
     pub fn move_container(&self, old: &str, record: &ContainerRecord) -> Result<()> {
         let value = encode(record);
-        (&self.containers,).transaction(|(tree,)| {
+        let snapshots = self.snapshots_of(old)?;
+        (&self.containers, &self.snapshots).transaction(|(tree, snaps)| {
             if tree.get(&record.name)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(Error::AlreadyExists(format!(
                     "container {} already exists",
@@ -126,13 +139,20 @@ impl Db {
             }
             tree.remove(old)?;
             tree.insert(record.name.as_bytes(), value.clone())?;
+            for snapshot in &snapshots {
+                snaps.remove(snapshot.key().as_bytes())?;
+                let mut moved = snapshot.clone();
+                moved.container = record.name.clone();
+                snaps.insert(moved.key().as_bytes(), encode(&moved))?;
+            }
             Ok(())
         })?;
         Ok(())
     }
 
-    pub fn image(&self, fingerprint: &str) -> Result<Option<ImageRecord>> {
-        Self::get(&self.images, "image", fingerprint)
+    /// Images are kept per pool: one record per (pool, fingerprint).
+    pub fn image(&self, pool: &str, fingerprint: &str) -> Result<Option<ImageRecord>> {
+        Self::get(&self.images, "image", &image_key(pool, fingerprint))
     }
 
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
@@ -140,12 +160,91 @@ impl Db {
     }
 
     pub fn put_image(&self, record: &ImageRecord) -> Result<()> {
-        self.images.insert(&record.fingerprint, encode(record))?;
+        self.images
+            .insert(image_key(&record.pool, &record.fingerprint), encode(record))?;
         Ok(())
     }
 
-    pub fn remove_image(&self, fingerprint: &str) -> Result<()> {
-        self.images.remove(fingerprint)?;
+    pub fn remove_image(&self, pool: &str, fingerprint: &str) -> Result<()> {
+        self.images.remove(image_key(pool, fingerprint))?;
+        Ok(())
+    }
+
+    pub fn snapshot(&self, container: &str, name: &str) -> Result<Option<SnapshotRecord>> {
+        Self::get(&self.snapshots, "snapshot", &snapshot_key(container, name))
+    }
+
+    /// A container's snapshots, oldest first.
+    pub fn snapshots_of(&self, container: &str) -> Result<Vec<SnapshotRecord>> {
+        let mut snapshots = self
+            .snapshots
+            .scan_prefix(format!("{container}/"))
+            .map(|item| {
+                let (k, v) = item?;
+                decode::<SnapshotRecord>("snapshot", &k, &v)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        snapshots.sort_by(|a, b| (a.created_at_ms, &a.name).cmp(&(b.created_at_ms, &b.name)));
+        Ok(snapshots)
+    }
+
+    pub fn all_snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        Self::all(&self.snapshots, "snapshot")
+    }
+
+    /// Inserts a new snapshot; refuses a name the container already has.
+    pub fn insert_snapshot(&self, record: &SnapshotRecord) -> Result<()> {
+        let previous = self
+            .snapshots
+            .compare_and_swap(record.key(), None::<&[u8]>, Some(encode(record)))?;
+        previous
+            .map_err(|_| Error::AlreadyExists(format!("snapshot {}/{} already exists", record.container, record.name)))
+    }
+
+    pub fn put_snapshot(&self, record: &SnapshotRecord) -> Result<()> {
+        self.snapshots.insert(record.key(), encode(record))?;
+        Ok(())
+    }
+
+    pub fn remove_snapshot(&self, container: &str, name: &str) -> Result<()> {
+        self.snapshots.remove(snapshot_key(container, name))?;
+        Ok(())
+    }
+
+    /// Moves a snapshot's record to its new name in one transaction.
+    pub fn move_snapshot(&self, old: &str, record: &SnapshotRecord) -> Result<()> {
+        let old_key = snapshot_key(&record.container, old);
+        let value = encode(record);
+        (&self.snapshots,).transaction(|(tree,)| {
+            if tree.get(record.key().as_bytes())?.is_some() {
+                return Err(ConflictableTransactionError::Abort(Error::AlreadyExists(format!(
+                    "snapshot {}/{} already exists",
+                    record.container, record.name
+                ))));
+            }
+            tree.remove(old_key.as_bytes())?;
+            tree.insert(record.key().as_bytes(), value.clone())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// When a container's schedule last ran (or was first seen), in ms.
+    pub fn schedule_run(&self, container: &str, schedule: &str) -> Result<Option<i64>> {
+        Self::get(&self.schedule_runs, "schedule run", &snapshot_key(container, schedule))
+    }
+
+    pub fn put_schedule_run(&self, container: &str, schedule: &str, at_ms: i64) -> Result<()> {
+        self.schedule_runs
+            .insert(snapshot_key(container, schedule), encode(&at_ms))?;
+        Ok(())
+    }
+
+    /// Forgets a container's schedule runs (it was deleted or renamed).
+    pub fn remove_schedule_runs(&self, container: &str) -> Result<()> {
+        for key in self.schedule_runs.scan_prefix(format!("{container}/")).keys() {
+            self.schedule_runs.remove(key?)?;
+        }
         Ok(())
     }
 
@@ -155,6 +254,15 @@ impl Db {
 
     pub fn put_pool(&self, record: &PoolRecord) -> Result<()> {
         self.pools.insert(&record.name, encode(record))?;
+        Ok(())
+    }
+
+    pub fn pools(&self) -> Result<Vec<PoolRecord>> {
+        Self::all(&self.pools, "pool")
+    }
+
+    pub fn remove_pool(&self, name: &str) -> Result<()> {
+        self.pools.remove(name)?;
         Ok(())
     }
 }

@@ -95,4 +95,45 @@ pub struct PoolRecord {
     /// For btrfs: the loop file backing the pool, if the daemon made one.
     pub loop_file: Option<std::path::PathBuf>,
     pub size_bytes: Option<u64>,
+    /// A directory the user gave (`source=`) that holds the pool's volumes; else the
+    /// pool lives under the root dir.
+    #[serde(default)]
+    pub source: Option<std::path::PathBuf>,
+}
+
+/// Where a snapshot is in a multi-step change; anything but Ready at start-up is
+/// finished or undone by recovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    Creating,
+    Ready,
+    Deleting,
+    Renaming { to: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub container: String,
+    pub name: String,
+    pub status: SnapshotStatus,
+    pub created_at_ms: i64,
+    /// None: kept until deleted.
+    pub expires_at_ms: Option<i64>,
+    /// The schedule that took it: "" manual, "default" for snapshots.schedule, else the
+    /// NAME of snapshots.NAME.schedule.
+    pub schedule: String,
+    /// The container's config when the snapshot was taken.
+    pub config: BTreeMap<String, String>,
+    pub taken_running: bool,
+}
+
+impl SnapshotRecord {
+    pub fn key(&self) -> String {
+        snapshot_key(&self.container, &self.name)
+    }
+}
+
+pub fn snapshot_key(container: &str, name: &str) -> String {
+    format!("{container}/{name}")
 }

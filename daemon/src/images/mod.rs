@@ -16,11 +16,11 @@ use crate::db::{Db, ImageRecord};
 use crate::error::{Error, Result};
 use crate::locks::{Guard, KeyedLocks};
 use crate::progress::Progress;
-use crate::storage::{SharedDriver, VolumeKind, is_temporary, temporary_name};
+use crate::storage::{Pools, SharedDriver, VolumeKind, is_temporary, temporary_name};
 
 pub struct Images {
     db: Db,
-    storage: SharedDriver,
+    pools: Arc<Pools>,
     templates_dir: PathBuf,
     /// Handed to templates as SYSC_CACHE, for their own download caches.
     cache_dir: PathBuf,
@@ -34,10 +34,10 @@ pub struct HeldImage {
 }
 
 impl Images {
-    pub fn new(db: Db, storage: SharedDriver, templates_dir: PathBuf, cache_dir: PathBuf) -> Arc<Self> {
+    pub fn new(db: Db, pools: Arc<Pools>, templates_dir: PathBuf, cache_dir: PathBuf) -> Arc<Self> {
         Arc::new(Self {
             db,
-            storage,
+            pools,
             templates_dir,
             cache_dir,
             locks: KeyedLocks::default(),
@@ -56,12 +56,14 @@ impl Images {
         templates::find(&self.templates_dir, name)
     }
 
-    /// The cached image for a template and its options, built first if missing.
+    /// The cached image for a template and its options in a pool: copied from another
+    /// pool that has it, else built.
     pub async fn ensure(
         &self,
         template: &Template,
         release: &str,
         arch: &str,
+        pool: &str,
         progress: &Progress,
     ) -> Result<HeldImage> {
         let release = if release.is_empty() {
@@ -69,24 +71,66 @@ impl Images {
         } else {
             release.to_string()
         };
+        let storage = self.pools.get(pool)?;
         let fingerprint = fingerprint(template, &release, arch)?;
         let guard = self.locks.lock(&fingerprint).await;
-        if let Some(record) = self.db.image(&fingerprint)? {
-            if self.storage.exists(VolumeKind::Image, &fingerprint) {
+        if let Some(record) = self.db.image(pool, &fingerprint)? {
+            if storage.exists(VolumeKind::Image, &fingerprint) {
                 progress.stage(format!("using cached image {}", record.label()));
                 return Ok(HeldImage { record, _guard: guard });
             }
-            self.db.remove_image(&fingerprint)?;
+            self.db.remove_image(pool, &fingerprint)?;
         }
-        let record = self.build(template, &release, arch, &fingerprint, progress).await?;
+        if let Some(record) = self
+            .copy_from_other_pool(&fingerprint, pool, &storage, progress)
+            .await?
+        {
+            return Ok(HeldImage { record, _guard: guard });
+        }
+        let record = self
+            .build(template, &release, arch, pool, &storage, &fingerprint, progress)
+            .await?;
         Ok(HeldImage { record, _guard: guard })
     }
 
+    async fn copy_from_other_pool(
+        &self,
+        fingerprint: &str,
+        pool: &str,
+        storage: &SharedDriver,
+        progress: &Progress,
+    ) -> Result<Option<ImageRecord>> {
+        let Some(mut record) = self
+            .db
+            .images()?
+            .into_iter()
+            .find(|i| i.fingerprint == fingerprint && i.pool != pool)
+        else {
+            return Ok(None);
+        };
+        let source = self.pools.get(&record.pool)?;
+        progress.stage(format!(
+            "copying image {} from storage pool {} to {pool}",
+            record.label(),
+            record.pool
+        ));
+        let (storage, fp) = (storage.clone(), fingerprint.to_string());
+        let from = source.path(VolumeKind::Image, fingerprint);
+        blocking(move || storage.copy_in(&from, VolumeKind::Image, &fp).map(drop)).await?;
+        record.pool = pool.to_string();
+        self.db.put_image(&record)?;
+        self.db.flush().await?;
+        Ok(Some(record))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn build(
         &self,
         template: &Template,
         release: &str,
         arch: &str,
+        pool: &str,
+        storage: &SharedDriver,
         fingerprint: &str,
         progress: &Progress,
     ) -> Result<ImageRecord> {
@@ -100,20 +144,22 @@ impl Images {
             template.path.display()
         ));
         let tmp = temporary_name(fingerprint);
-        let storage = self.storage.clone();
-        let tmp_name = tmp.clone();
+        let (volumes, tmp_name) = (storage.clone(), tmp.clone());
         let volume = blocking(move || {
-            storage.delete(VolumeKind::Image, &tmp_name)?;
-            storage.create_empty(VolumeKind::Image, &tmp_name)
+            volumes.delete(VolumeKind::Image, &tmp_name)?;
+            volumes.create_empty(VolumeKind::Image, &tmp_name)
         })
         .await?;
         let built = build::run_template(template, &volume, release, arch, &self.cache_dir, progress).await;
         let record = match built {
-            Ok(()) => self.finish(template, release, arch, fingerprint, &volume, &tmp).await,
+            Ok(()) => {
+                self.finish(template, release, arch, storage, pool, fingerprint, &volume, &tmp)
+                    .await
+            }
             Err(e) => Err(e),
         };
         if record.is_err() {
-            let storage = self.storage.clone();
+            let storage = storage.clone();
             let _ = blocking(move || storage.delete(VolumeKind::Image, &tmp)).await;
         }
         let record = record?;
@@ -121,11 +167,14 @@ impl Images {
         Ok(record)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         template: &Template,
         release: &str,
         arch: &str,
+        storage: &SharedDriver,
+        pool: &str,
         fingerprint: &str,
         volume: &Path,
         tmp: &str,
@@ -141,10 +190,10 @@ impl Images {
             init: template.init.clone(),
             size_bytes: 0,
             created_at_ms,
-            pool: crate::storage::DEFAULT_POOL.to_string(),
+            pool: pool.to_string(),
         };
         build::write_metadata(volume, &record)?;
-        let storage = self.storage.clone();
+        let storage = storage.clone();
         let (tmp, fp) = (tmp.to_string(), fingerprint.to_string());
         record.size_bytes = blocking(move || {
             storage.rename(VolumeKind::Image, &tmp, &fp)?;
@@ -173,37 +222,52 @@ impl Images {
             .into_iter()
             .filter(|i| i.fingerprint.starts_with(prefix))
             .collect();
-        let record = match matches.as_slice() {
-            [] => return Err(Error::NotFound(format!("image {prefix} not found"))),
-            [one] => one.clone(),
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "image fingerprint {prefix} is ambiguous: {} images match",
-                    matches.len()
-                )));
-            }
+        let mut fingerprints: Vec<&str> = matches.iter().map(|i| i.fingerprint.as_str()).collect();
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        if fingerprints.len() > 1 {
+            return Err(Error::InvalidArgument(format!(
+                "image fingerprint {prefix} is ambiguous: {} images match",
+                fingerprints.len()
+            )));
+        }
+        let Some(first) = matches.first() else {
+            return Err(Error::NotFound(format!("image {prefix} not found")));
         };
-        let _guard = self.locks.lock(&record.fingerprint).await;
-        self.db.remove_image(&record.fingerprint)?;
+        let _guard = self.locks.lock(&first.fingerprint).await;
+        for record in &matches {
+            self.db.remove_image(&record.pool, &record.fingerprint)?;
+        }
         self.db.flush().await?;
-        let storage = self.storage.clone();
-        blocking(move || storage.delete(VolumeKind::Image, &record.fingerprint)).await
+        for record in matches {
+            let storage = self.pools.get(&record.pool)?;
+            blocking(move || storage.delete(VolumeKind::Image, &record.fingerprint)).await?;
+        }
+        Ok(())
     }
 
     /// Start-up: drops what an interrupted build left (temporary volumes, volumes
     /// without a record, records without a volume).
     pub fn recover(&self) -> Result<()> {
         let records = self.db.images()?;
-        for name in self.storage.list(VolumeKind::Image)? {
-            if is_temporary(&name) || !records.iter().any(|r| r.fingerprint == name) {
-                tracing::info!(volume = %name, "removing an image volume an interrupted build left");
-                self.storage.delete(VolumeKind::Image, &name)?;
+        for (pool, storage) in self.pools.all() {
+            for name in storage.list(VolumeKind::Image)? {
+                let known = records.iter().any(|r| r.pool == pool && r.fingerprint == name);
+                if is_temporary(&name) || !known {
+                    tracing::info!(pool = %pool, volume = %name, "removing an image volume an interrupted build left");
+                    storage.delete(VolumeKind::Image, &name)?;
+                }
             }
         }
         for record in records {
-            if !self.storage.exists(VolumeKind::Image, &record.fingerprint) {
-                tracing::warn!(image = %record.fingerprint, "image volume is missing; forgetting the image");
-                self.db.remove_image(&record.fingerprint)?;
+            let present = self
+                .pools
+                .get(&record.pool)
+                .map(|s| s.exists(VolumeKind::Image, &record.fingerprint))
+                .unwrap_or(false);
+            if !present {
+                tracing::warn!(image = %record.fingerprint, pool = %record.pool, "image volume is missing; forgetting the image");
+                self.db.remove_image(&record.pool, &record.fingerprint)?;
             }
         }
         Ok(())

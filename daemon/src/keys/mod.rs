@@ -22,6 +22,12 @@ pub enum Kind {
     /// A soft share ("50%") or a hard quota ("25ms/100ms").
     Allowance,
     String,
+    /// Cron expressions or @daily-style aliases, separated by ", ".
+    Schedule,
+    /// A duration as Incus writes it: "7d", "1w 2d", "30M".
+    Expiry,
+    /// A snapshot name pattern with one %d.
+    Pattern,
 }
 
 impl Kind {
@@ -33,6 +39,9 @@ impl Kind {
             Kind::Cpus => "cpus",
             Kind::Allowance => "allowance",
             Kind::String => "string",
+            Kind::Schedule => "schedule",
+            Kind::Expiry => "expiry",
+            Kind::Pattern => "pattern",
         }
     }
 }
@@ -54,6 +63,21 @@ pub struct Key {
 impl Key {
     pub fn is_prefix(&self) -> bool {
         self.name.ends_with('.')
+    }
+
+    /// Whether a key name is this key: equal, below a prefix key, or a named-schedule
+    /// key (snapshots.NAME.schedule) with a valid NAME in place.
+    fn matches(&self, name: &str) -> bool {
+        if self.is_prefix() {
+            return name.starts_with(self.name) && name.len() > self.name.len();
+        }
+        match self.name.split_once(SCHEDULE_NAME) {
+            Some((before, after)) => name
+                .strip_prefix(before)
+                .and_then(|rest| rest.strip_suffix(after))
+                .is_some_and(is_schedule_name),
+            None => self.name == name,
+        }
     }
 
     /// How the key is listed: "environment.NAME" for a prefix.
@@ -132,6 +156,78 @@ pub const KEYS: &[Key] = &[
         description: "Maximum number of processes (and threads) in the container",
     },
     Key {
+        name: "snapshots.schedule",
+        kind: Kind::Schedule,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "When to take snapshots: 5-field cron or @hourly, @daily, @weekly, @monthly (at a minute, hour and day derived from the container's name, so a fleet does not snapshot at once); several separated by \", \"",
+    },
+    Key {
+        name: "snapshots.schedule.stopped",
+        kind: Kind::Bool,
+        default: "false",
+        live: true,
+        create_only: false,
+        description: "Whether snapshots.schedule also snapshots the container while it is stopped",
+    },
+    Key {
+        name: "snapshots.pattern",
+        kind: Kind::Pattern,
+        default: "snap%d",
+        live: true,
+        create_only: false,
+        description: "Names of scheduled snapshots and of manual ones taken without a name; %d is the next number",
+    },
+    Key {
+        name: "snapshots.expiry",
+        kind: Kind::Expiry,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "How long snapshots from snapshots.schedule are kept (and manual ones, unless snapshots.expiry.manual is set): terms of a number and M (minutes), H (hours), d, w, m (months) or y, e.g. 7d or 1w 2d",
+    },
+    Key {
+        name: "snapshots.expiry.manual",
+        kind: Kind::Expiry,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "How long manual snapshots are kept when `snapshot create` gives no --expiry",
+    },
+    Key {
+        name: "snapshots.NAME.schedule",
+        kind: Kind::Schedule,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "A named schedule beside snapshots.schedule, with its own retention: e.g. snapshots.hourly.schedule=@hourly with snapshots.hourly.expiry=1d, snapshots.daily.schedule=@daily with snapshots.daily.expiry=7d",
+    },
+    Key {
+        name: "snapshots.NAME.expiry",
+        kind: Kind::Expiry,
+        default: "",
+        live: true,
+        create_only: false,
+        description: "How long the snapshots of schedule NAME are kept (empty: until deleted)",
+    },
+    Key {
+        name: "snapshots.NAME.pattern",
+        kind: Kind::Pattern,
+        default: "NAME-%d",
+        live: true,
+        create_only: false,
+        description: "Names of the snapshots of schedule NAME",
+    },
+    Key {
+        name: "snapshots.NAME.stopped",
+        kind: Kind::Bool,
+        default: "false",
+        live: true,
+        create_only: false,
+        description: "Whether schedule NAME also snapshots the container while it is stopped",
+    },
+    Key {
         name: "security.privileged",
         kind: Kind::Bool,
         default: "false",
@@ -146,16 +242,27 @@ pub const VOLATILE_PREFIX: &str = "volatile.";
 pub const IDMAP_BASE: &str = "volatile.idmap.base";
 pub const IDMAP_SIZE: &str = "volatile.idmap.size";
 pub const ENVIRONMENT_PREFIX: &str = "environment.";
+/// Stands for a schedule's name in the names of named-schedule keys.
+const SCHEDULE_NAME: &str = "NAME";
+/// Words that are keys of their own below snapshots., so no schedule can be named so.
+const RESERVED_SCHEDULE_NAMES: &[&str] = &["schedule", "expiry", "pattern", "default"];
+
+/// A named schedule: 1 to 32 lower-case letters, digits and '-', starting with a letter.
+pub fn is_schedule_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !RESERVED_SCHEDULE_NAMES.contains(&name)
+}
 
 /// The registry entry for a key name (prefix keys match any name below them).
 pub fn lookup(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| {
-        if k.is_prefix() {
-            name.starts_with(k.name) && name.len() > k.name.len()
-        } else {
-            k.name == name
-        }
-    })
+    KEYS.iter()
+        .find(|k| k.name == name)
+        .or_else(|| KEYS.iter().find(|k| k.matches(name)))
 }
 
 /// Checks a key a user names (to set or unset): known, and not the daemon's own.
@@ -195,6 +302,17 @@ pub fn validate(name: &str, value: &str) -> Result<String> {
             .map_err(bad),
         Kind::String if key.name == ENVIRONMENT_PREFIX => validate_environment(name, value),
         Kind::String => Ok(value.to_string()),
+        Kind::Schedule if value.trim().is_empty() => Ok(String::new()),
+        Kind::Schedule => crate::schedule::Schedule::parse(value.trim(), "check")
+            .map(|_| value.trim().to_string())
+            .map_err(|e| bad(e.to_string())),
+        Kind::Expiry if value.trim().is_empty() => Ok(String::new()),
+        Kind::Expiry => crate::schedule::Expiry::parse(value.trim())
+            .map(|_| value.trim().to_string())
+            .map_err(|e| bad(e.to_string())),
+        Kind::Pattern => crate::schedule::validate_pattern(value.trim())
+            .map(|_| value.trim().to_string())
+            .map_err(|e| bad(e.to_string())),
     }
 }
 
@@ -312,6 +430,34 @@ mod tests {
         assert_eq!(validate("environment._X1", "").unwrap(), "");
         for bad in ["environment.", "environment.1X", "environment.A-B", "environment.A=B"] {
             assert!(validate(bad, "v").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn named_schedule_keys_take_a_name_in_the_middle() {
+        assert_eq!(
+            lookup("snapshots.hourly.schedule").unwrap().name,
+            "snapshots.NAME.schedule"
+        );
+        assert_eq!(
+            lookup("snapshots.daily-2.expiry").unwrap().name,
+            "snapshots.NAME.expiry"
+        );
+        assert_eq!(
+            lookup("snapshots.schedule.stopped").unwrap().name,
+            "snapshots.schedule.stopped"
+        );
+        assert_eq!(
+            lookup("snapshots.expiry.manual").unwrap().name,
+            "snapshots.expiry.manual"
+        );
+        for bad in [
+            "snapshots.Hourly.schedule",
+            "snapshots..schedule",
+            "snapshots.default.schedule",
+            "snapshots.a.b.schedule",
+        ] {
+            assert!(lookup(bad).is_none(), "{bad}");
         }
     }
 

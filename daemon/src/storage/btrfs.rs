@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::command::run;
-use super::{Driver, Result, VolumeKind, create_layout, io};
+use super::{Driver, Result, VolumeKind, create_layout, ensure_parent, io};
 
 pub struct Btrfs {
     root: PathBuf,
@@ -36,6 +36,7 @@ impl Driver for Btrfs {
 
     fn create_empty(&self, kind: VolumeKind, name: &str) -> Result<PathBuf> {
         let path = self.path(kind, name);
+        ensure_parent(&path)?;
         run(
             "btrfs",
             &["-q".as_ref(), "subvolume".as_ref(), "create".as_ref(), path.as_os_str()],
@@ -43,20 +44,51 @@ impl Driver for Btrfs {
         Ok(path)
     }
 
-    fn clone_image(&self, image: &str, container: &str) -> Result<PathBuf> {
-        let source = self.path(VolumeKind::Image, image);
-        let path = self.path(VolumeKind::Container, container);
+    fn clone_volume(&self, from: (VolumeKind, &str), to: (VolumeKind, &str)) -> Result<PathBuf> {
+        let source = self.path(from.0, from.1);
+        let path = self.path(to.0, to.1);
+        ensure_parent(&path)?;
+        let mut args: Vec<&std::ffi::OsStr> = vec!["-q".as_ref(), "subvolume".as_ref(), "snapshot".as_ref()];
+        if to.0 == VolumeKind::Snapshot {
+            args.push("-r".as_ref());
+        }
+        args.extend([source.as_os_str(), path.as_os_str()]);
+        run("btrfs", &args)?;
+        Ok(path)
+    }
+
+    fn seal(&self, kind: VolumeKind, name: &str) -> Result<()> {
+        let path = self.path(kind, name);
         run(
             "btrfs",
             &[
-                "-q".as_ref(),
-                "subvolume".as_ref(),
-                "snapshot".as_ref(),
-                source.as_os_str(),
+                "property".as_ref(),
+                "set".as_ref(),
+                "-ts".as_ref(),
+                path.as_os_str(),
+                "ro".as_ref(),
+                "true".as_ref(),
+            ],
+        )
+        .map(drop)
+    }
+
+    fn exclusive_size(&self, kind: VolumeKind, name: &str) -> u64 {
+        // `filesystem du` tells exclusive from shared extents without quotas enabled.
+        let path = self.path(kind, name);
+        run(
+            "btrfs",
+            &[
+                "filesystem".as_ref(),
+                "du".as_ref(),
+                "-s".as_ref(),
+                "--raw".as_ref(),
                 path.as_os_str(),
             ],
-        )?;
-        Ok(path)
+        )
+        .ok()
+        .and_then(|out| out.lines().nth(1)?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| self.size(kind, name))
     }
 
     fn delete(&self, kind: VolumeKind, name: &str) -> Result<()> {

@@ -1,5 +1,6 @@
 //! Running the storage tools (btrfs, cp, mount, ...) with their stderr in our errors.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -10,13 +11,23 @@ pub fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
         .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
         .collect::<Vec<_>>()
         .join(" ");
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| StorageError::Command {
-            command: rendered.clone(),
-            output: e.to_string(),
-        })?;
+    let mut command = Command::new(program);
+    command.args(args);
+    // A copy must not outlive a daemon killed mid-way: recovery removes its target.
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let output = command.output().map_err(|e| StorageError::Command {
+        command: rendered.clone(),
+        output: e.to_string(),
+    })?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::command::run;
-use super::{Driver, Result, VolumeKind, create_layout, io, temporary_name};
+use super::{Driver, Result, VolumeKind, create_layout, ensure_parent, io, temporary_name};
 
 pub struct Dir {
     root: PathBuf,
@@ -34,15 +34,17 @@ impl Driver for Dir {
 
     fn create_empty(&self, kind: VolumeKind, name: &str) -> Result<PathBuf> {
         let path = self.path(kind, name);
+        ensure_parent(&path)?;
         std::fs::create_dir(&path).map_err(io(format!("create {}", path.display())))?;
         Ok(path)
     }
 
-    fn clone_image(&self, image: &str, container: &str) -> Result<PathBuf> {
+    fn clone_volume(&self, from: (VolumeKind, &str), to: (VolumeKind, &str)) -> Result<PathBuf> {
         // Copy under a temporary name so a crash mid-copy never leaves a volume that
         // looks complete.
-        let tmp = self.path(VolumeKind::Container, &temporary_name(container));
-        let source = self.path(VolumeKind::Image, image);
+        let tmp = self.path(to.0, &temporary_name(to.1));
+        ensure_parent(&tmp)?;
+        let source = self.path(from.0, from.1);
         let copied = run(
             "cp",
             &[
@@ -56,7 +58,7 @@ impl Driver for Dir {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        let path = self.path(VolumeKind::Container, container);
+        let path = self.path(to.0, to.1);
         std::fs::rename(&tmp, &path).map_err(io(format!("rename {} to {}", tmp.display(), path.display())))?;
         Ok(path)
     }

@@ -3,6 +3,7 @@
 //! mounted again on later starts.
 
 use std::path::Path;
+
 use std::sync::Arc;
 
 use super::command::{is_available, run};
@@ -24,16 +25,16 @@ pub enum DriverChoice {
 /// made, for the daemon's log, when the pool is new. Every step is idempotent and the
 /// record is written last, so a daemon killed halfway through finishes the job on its
 /// next start instead of formatting the pool again.
-pub fn open_default(
+pub(super) fn open_default(
     root: &Path,
     db: &Db,
     choice: DriverChoice,
     size_bytes: u64,
 ) -> Result<(SharedDriver, Option<String>)> {
-    let dir = pool_dir(root, DEFAULT_POOL);
     if let Some(record) = db.pool(DEFAULT_POOL)? {
-        return Ok((open(&dir, &record)?, None));
+        return Ok((open(root, &record)?, None));
     }
+    let dir = pool_dir(root, DEFAULT_POOL);
     let loop_file = root.join("disks").join(format!("{DEFAULT_POOL}.img"));
     let want_btrfs = loop_file.exists()
         || match choice {
@@ -50,6 +51,7 @@ pub fn open_default(
             driver: "btrfs".into(),
             loop_file: Some(loop_file),
             size_bytes: Some(size_bytes),
+            source: None,
         }
     } else {
         PoolRecord {
@@ -57,9 +59,10 @@ pub fn open_default(
             driver: "dir".into(),
             loop_file: None,
             size_bytes: None,
+            source: None,
         }
     };
-    let driver = open(&dir, &record)?;
+    let driver = open(root, &record)?;
     db.put_pool(&record)?;
     db.flush_blocking()?;
     let note = match &record.loop_file {
@@ -73,13 +76,15 @@ pub fn open_default(
     Ok((driver, Some(note)))
 }
 
-fn open(dir: &Path, record: &PoolRecord) -> Result<SharedDriver> {
-    std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+/// Opens a pool from its record, mounting its loop file if that is not mounted yet.
+pub(super) fn open(root: &Path, record: &PoolRecord) -> Result<SharedDriver> {
+    let dir = pool_root(root, record);
+    std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
     Ok(match record.driver.as_str() {
         "btrfs" => {
             let source = match &record.loop_file {
                 Some(file) => {
-                    if !is_mount_point(dir) {
+                    if !is_mount_point(&dir) {
                         run(
                             "mount",
                             &["-o".as_ref(), "loop".as_ref(), file.as_os_str(), dir.as_os_str()],
@@ -89,15 +94,20 @@ fn open(dir: &Path, record: &PoolRecord) -> Result<SharedDriver> {
                 }
                 None => dir.display().to_string(),
             };
-            Arc::new(Btrfs::open(dir, source)?)
+            Arc::new(Btrfs::open(&dir, source)?)
         }
-        _ => Arc::new(Dir::open(dir)?),
+        _ => Arc::new(Dir::open(&dir)?),
     })
+}
+
+/// Where a pool's volumes live: the user's `source` directory, or under the root dir.
+pub(super) fn pool_root(root: &Path, record: &PoolRecord) -> std::path::PathBuf {
+    record.source.clone().unwrap_or_else(|| pool_dir(root, &record.name))
 }
 
 /// A sparse file formatted as btrfs, made under a temporary name so that a file with
 /// the final name is always a complete filesystem.
-fn make_loop_btrfs(file: &Path, size_bytes: u64) -> Result<()> {
+pub(super) fn make_loop_btrfs(file: &Path, size_bytes: u64) -> Result<()> {
     let parent = file.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
     let tmp = file.with_extension("img.tmp");
