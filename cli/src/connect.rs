@@ -48,7 +48,7 @@ fn describe_unreachable(socket: &Path, err: &io::Error) -> String {
 }
 
 /// The system's wording without Rust's " (os error N)" suffix.
-fn os_message(err: &io::Error) -> String {
+pub fn os_message(err: &io::Error) -> String {
     let text = err.to_string();
     match text.rsplit_once(" (os error ") {
         Some((message, _)) if err.raw_os_error().is_some() => message.to_string(),

@@ -1,17 +1,22 @@
-//! A stand-in for syscd in unit tests: the Containers service on a unix socket in a temporary
-//! directory, holding a few containers in memory and recording the requests that change them.
+//! A stand-in for syscd in unit tests: the Containers, Snapshots and Backups services on a unix
+//! socket in a temporary directory, holding a few containers and snapshots in memory and
+//! recording the requests that change them.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use sysc_proto::v1 as pb;
+use sysc_proto::v1::backups_server::{Backups, BackupsServer};
 use sysc_proto::v1::containers_server::{Containers, ContainersServer};
+use sysc_proto::v1::snapshots_server::{Snapshots, SnapshotsServer};
 use tokio::net::UnixListener;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::snapshot::SnapshotName;
 
 /// A request that changes something, as the fake received it.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,11 +24,24 @@ pub enum Call {
     UpdateConfig(pb::UpdateConfigRequest),
     Pause(String),
     Resume(String),
+    RestoreSnapshot(SnapshotName),
+    Export(pb::ExportRequest),
+    /// What an import sent: its header, the size of each data message, and the data.
+    Import {
+        header: pb::ImportHeader,
+        chunks: Vec<usize>,
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Default)]
 struct State {
     containers: BTreeMap<String, pb::Container>,
+    snapshots: Vec<pb::Snapshot>,
+    /// What the next Export streams.
+    export: Vec<Result<pb::ExportResponse, Status>>,
+    /// Whether the next Export then stalls instead of ending.
+    export_stalls: bool,
     calls: Vec<Call>,
 }
 
@@ -42,12 +60,14 @@ impl FakeDaemon {
         let listener = UnixListener::bind(&socket).unwrap();
         let state = Arc::new(Mutex::new(State {
             containers: containers.into_iter().map(|c| (c.name.clone(), c)).collect(),
-            calls: Vec::new(),
+            ..State::default()
         }));
         let service = Service { state: state.clone() };
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(ContainersServer::new(service))
+                .add_service(ContainersServer::new(service.clone()))
+                .add_service(SnapshotsServer::new(service.clone()))
+                .add_service(BackupsServer::new(service))
                 .serve_with_incoming(UnixListenerStream::new(listener)),
         );
         let channel = crate::connect::connect(&socket).await.unwrap();
@@ -56,6 +76,25 @@ impl FakeDaemon {
             _dir: dir,
             channel,
         }
+    }
+
+    /// Snapshots of containers the fake serves, in the order List returns them.
+    pub fn add_snapshots(&self, snapshots: Vec<pb::Snapshot>) {
+        self.state.lock().unwrap().snapshots.extend(snapshots);
+    }
+
+    /// What the next Export streams, error statuses included.
+    pub fn script_export(&self, responses: Vec<Result<pb::ExportResponse, Status>>) {
+        let mut state = self.state.lock().unwrap();
+        state.export = responses;
+        state.export_stalls = false;
+    }
+
+    /// Like `script_export`, but the stream never ends after these.
+    pub fn script_stalled_export(&self, responses: Vec<Result<pb::ExportResponse, Status>>) {
+        let mut state = self.state.lock().unwrap();
+        state.export = responses;
+        state.export_stalls = true;
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -80,8 +119,13 @@ pub fn container(name: &str, state: pb::ContainerState, config: &[(&str, &str)])
     }
 }
 
+#[derive(Clone)]
 struct Service {
     state: Arc<Mutex<State>>,
+}
+
+fn not_found(name: &str) -> Status {
+    Status::not_found(format!("container {name} not found"))
 }
 
 impl Service {
@@ -93,22 +137,19 @@ impl Service {
     ) -> Result<Response<pb::Container>, Status> {
         let mut state = self.state.lock().unwrap();
         state.calls.push(call);
-        let container = state
-            .containers
-            .get_mut(name)
-            .ok_or_else(|| Status::not_found(format!("container {name} not found")))?;
+        let container = state.containers.get_mut(name).ok_or_else(|| not_found(name))?;
         change(container)?;
         Ok(Response::new(container.clone()))
     }
 }
 
-type Unused<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Containers for Service {
-    type CreateStream = Unused<pb::CreateEvent>;
-    type ExecStream = Unused<pb::ExecResponse>;
-    type ConsoleStream = Unused<pb::ConsoleResponse>;
+    type CreateStream = ResponseStream<pb::CreateEvent>;
+    type ExecStream = ResponseStream<pb::ExecResponse>;
+    type ConsoleStream = ResponseStream<pb::ConsoleResponse>;
 
     async fn create(&self, _: Request<pb::CreateRequest>) -> Result<Response<Self::CreateStream>, Status> {
         Err(Status::unimplemented("fake"))
@@ -186,10 +227,7 @@ impl Containers for Service {
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Container>, Status> {
         let name = request.into_inner().name;
         let state = self.state.lock().unwrap();
-        let container = state
-            .containers
-            .get(&name)
-            .ok_or_else(|| Status::not_found(format!("container {name} not found")))?;
+        let container = state.containers.get(&name).ok_or_else(|| not_found(&name))?;
         Ok(Response::new(container.clone()))
     }
 
@@ -206,5 +244,121 @@ impl Containers for Service {
 
     async fn console_log(&self, _: Request<pb::ConsoleLogRequest>) -> Result<Response<pb::ConsoleLogResponse>, Status> {
         Err(Status::unimplemented("fake"))
+    }
+
+    async fn copy(&self, _: Request<pb::CopyRequest>) -> Result<Response<pb::Container>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+}
+
+#[tonic::async_trait]
+impl Snapshots for Service {
+    async fn create(&self, _: Request<pb::CreateSnapshotRequest>) -> Result<Response<pb::Snapshot>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListSnapshotsRequest>,
+    ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        let name = request.into_inner().container;
+        let state = self.state.lock().unwrap();
+        if !state.containers.contains_key(&name) {
+            return Err(not_found(&name));
+        }
+        let snapshots = state
+            .snapshots
+            .iter()
+            .filter(|s| s.container == name)
+            .cloned()
+            .collect();
+        Ok(Response::new(pb::ListSnapshotsResponse { snapshots }))
+    }
+
+    async fn get(&self, _: Request<pb::GetSnapshotRequest>) -> Result<Response<pb::Snapshot>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn restore(&self, request: Request<pb::RestoreSnapshotRequest>) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let snapshot = SnapshotName {
+            container: request.container.clone(),
+            snapshot: request.name.clone(),
+        };
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(Call::RestoreSnapshot(snapshot.clone()));
+        if !state
+            .snapshots
+            .iter()
+            .any(|s| s.container == request.container && s.name == request.name)
+        {
+            return Err(Status::not_found(format!(
+                "snapshot {}/{} not found",
+                request.container, request.name
+            )));
+        }
+        let container = state
+            .containers
+            .get(&request.container)
+            .ok_or_else(|| not_found(&request.container))?;
+        Ok(Response::new(container.clone()))
+    }
+
+    async fn delete(
+        &self,
+        _: Request<pb::DeleteSnapshotRequest>,
+    ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn rename(&self, _: Request<pb::RenameSnapshotRequest>) -> Result<Response<pb::Snapshot>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+}
+
+#[tonic::async_trait]
+impl Backups for Service {
+    type ExportStream = ResponseStream<pb::ExportResponse>;
+
+    async fn export(&self, request: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(Call::Export(request.into_inner()));
+        let responses = tokio_stream::iter(std::mem::take(&mut state.export));
+        Ok(Response::new(if state.export_stalls {
+            Box::pin(responses.chain(tokio_stream::pending()))
+        } else {
+            Box::pin(responses)
+        }))
+    }
+
+    /// Refuses an archive without data, as syscd refuses a truncated one.
+    async fn import(&self, request: Request<Streaming<pb::ImportRequest>>) -> Result<Response<pb::Container>, Status> {
+        let mut requests = request.into_inner();
+        let mut header = None;
+        let (mut chunks, mut data) = (Vec::new(), Vec::new());
+        while let Some(request) = requests.message().await? {
+            match (request.request, &header) {
+                (Some(pb::import_request::Request::Header(first)), None) => header = Some(first),
+                (Some(pb::import_request::Request::Data(chunk)), Some(_)) => {
+                    chunks.push(chunk.len());
+                    data.extend(chunk);
+                }
+                _ => return Err(Status::invalid_argument("the header must come first, and once")),
+            }
+        }
+        let header = header.ok_or_else(|| Status::invalid_argument("no header"))?;
+        if data.is_empty() {
+            return Err(Status::invalid_argument("the archive is truncated"));
+        }
+        let name = header.name.clone();
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .push(Call::Import { header, chunks, data });
+        Ok(Response::new(pb::Container {
+            name,
+            ..Default::default()
+        }))
     }
 }

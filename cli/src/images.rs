@@ -9,7 +9,7 @@ use crate::connect::rpc_error;
 use crate::format::{self, Layout, Listing, OutputFormat};
 
 /// Enough of a fingerprint to tell images apart in a table, as git abbreviates hashes.
-const SHORT_FINGERPRINT: usize = 12;
+pub const SHORT_FINGERPRINT: usize = 12;
 
 pub async fn list_templates(channel: Channel, format: OutputFormat) -> anyhow::Result<()> {
     let mut templates = ImagesClient::new(channel)
@@ -88,6 +88,7 @@ pub struct ImageRecord {
     size_bytes: u64,
     created_at: Option<String>,
     used_by: Vec<String>,
+    pool: String,
 }
 
 impl Listing for Image {
@@ -97,6 +98,7 @@ impl Listing for Image {
         "TEMPLATE",
         "RELEASE",
         "ARCH",
+        "POOL",
         "SIZE",
         "CREATED",
         "USED BY",
@@ -112,6 +114,7 @@ impl Listing for Image {
             size_bytes: self.size_bytes,
             created_at: format::rfc3339(self.created_at.as_ref()),
             used_by: self.used_by.clone(),
+            pool: self.pool.clone(),
         }
     }
 
@@ -126,6 +129,7 @@ impl Listing for Image {
             self.template.clone(),
             self.release.clone(),
             self.arch.clone(),
+            self.pool.clone(),
             format::human_size(self.size_bytes),
             format::local_time(self.created_at.as_ref()).unwrap_or_else(|| layout.empty().to_string()),
             layout.join(&self.used_by),
@@ -147,6 +151,7 @@ mod tests {
             size_bytes: 179_516_211,
             created_at: None,
             used_by: vec!["web1".into(), "web2".into()],
+            pool: "default".into(),
         }
     }
 
@@ -160,6 +165,7 @@ mod tests {
                 "debian",
                 "bookworm",
                 "amd64",
+                "default",
                 "171.2 MiB",
                 "-",
                 "web1\nweb2"
@@ -172,6 +178,7 @@ mod tests {
                 "debian",
                 "bookworm",
                 "amd64",
+                "default",
                 "171.2 MiB",
                 "",
                 "web1 web2"
@@ -185,6 +192,7 @@ mod tests {
         assert_eq!(json["size_bytes"], 179_516_211);
         assert_eq!(json["used_by"], serde_json::json!(["web1", "web2"]));
         assert_eq!(json["created_at"], serde_json::Value::Null);
+        assert_eq!(json["pool"], "default");
     }
 
     #[test]

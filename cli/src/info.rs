@@ -1,24 +1,42 @@
 //! `sysc info NAME`: one container in detail, for people (`list --format json` is for programs);
 //! `sysc info --host`: the daemon and its host.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sysc_proto::v1::containers_client::ContainersClient;
 use sysc_proto::v1::server_client::ServerClient;
-use sysc_proto::v1::{Container, ContainerState, ExitStatus, GetRequest, ServerInfo, ServerInfoRequest};
+use sysc_proto::v1::{Container, ContainerState, ExitStatus, GetRequest, ServerInfo, ServerInfoRequest, Snapshot};
 use tonic::transport::Channel;
 
 use crate::connect::rpc_error;
 use crate::format;
 use crate::list::state_name;
+use crate::snapshot;
+
+/// Snapshots `info` lists, the newest; `sysc snapshot list` has them all.
+const SNAPSHOTS_SHOWN: usize = 10;
 
 pub async fn show(channel: Channel, name: String) -> anyhow::Result<()> {
-    let container = ContainersClient::new(channel)
+    let (container, snapshots) = fetch(channel, name).await?;
+    format::print(&render(&container, &snapshots, Utc::now()))?;
+    Ok(())
+}
+
+/// The container and its snapshots. Most containers have none, and the count in the
+/// container saves the second request then.
+async fn fetch(channel: Channel, name: String) -> anyhow::Result<(Container, Vec<Snapshot>)> {
+    let container = ContainersClient::new(channel.clone())
         .get(GetRequest { name })
         .await
         .map_err(rpc_error)?
         .into_inner();
-    format::print(&render(&container, Utc::now()))?;
-    Ok(())
+    let snapshots = if container.snapshot_count > 0 {
+        snapshot::fetch(channel, container.name.clone()).await?
+    } else {
+        Vec::new()
+    };
+    Ok((container, snapshots))
 }
 
 pub async fn show_host(channel: Channel) -> anyhow::Result<()> {
@@ -62,7 +80,8 @@ fn render_host(info: &ServerInfo) -> String {
     .collect()
 }
 
-fn render(c: &Container, now: DateTime<Utc>) -> String {
+/// `snapshots` is what `fetch` found; it is newer than the container's count.
+fn render(c: &Container, snapshots: &[Snapshot], now: DateTime<Utc>) -> String {
     // Unset values stay empty here; `field` shows them as a dash.
     let mut fields = vec![("Name", c.name.clone()), ("State", state_name(c.state).to_string())];
     if c.state == ContainerState::Error as i32 && !c.status_detail.is_empty() {
@@ -81,6 +100,7 @@ fn render(c: &Container, now: DateTime<Utc>) -> String {
         ),
         ("Image", c.image.clone()),
         ("Fingerprint", c.image_fingerprint.clone()),
+        ("Pool", c.pool.clone()),
         ("Created", format::local_time(c.created_at.as_ref()).unwrap_or_default()),
         ("Privileged", if c.privileged { "yes" } else { "no" }.to_string()),
         ("ID map", id_map(c)),
@@ -105,14 +125,50 @@ fn render(c: &Container, now: DateTime<Utc>) -> String {
         out += &format!("  {}", field(label, value));
     }
 
-    out += "Config:\n";
-    let mut config: Vec<_> = c.config.iter().collect();
+    out += &config_section(&c.config);
+    out += &snapshots_section(&c.name, snapshots);
+    out
+}
+
+/// "Config:" and the keys, sorted, a line each.
+pub fn config_section(config: &HashMap<String, String>) -> String {
+    let mut config: Vec<_> = config.iter().collect();
     config.sort();
-    if config.is_empty() {
+    let lines: Vec<String> = config.iter().map(|(key, value)| format!("{key}: {value}")).collect();
+    list_section("Config", &lines)
+}
+
+/// "Title:" and a line per item below it, or "(none)".
+pub fn list_section(title: &str, lines: &[String]) -> String {
+    let mut out = format!("{title}:\n");
+    if lines.is_empty() {
         out += "  (none)\n";
     }
-    for (key, value) in config {
-        out += &format!("  {key}: {value}\n");
+    for line in lines {
+        out += &format!("  {line}\n");
+    }
+    out
+}
+
+/// The count, and the newest snapshots with when they were taken and when they expire.
+fn snapshots_section(container: &str, snapshots: &[Snapshot]) -> String {
+    if snapshots.is_empty() {
+        return field("Snapshots", "none");
+    }
+    let count = snapshots.len();
+    let mut out = if count > SNAPSHOTS_SHOWN {
+        field(
+            "Snapshots",
+            &format!("{count} (the newest {SNAPSHOTS_SHOWN}; sysc snapshot list {container} shows all)"),
+        )
+    } else {
+        field("Snapshots", &count.to_string())
+    };
+    let newest = &snapshots[count.saturating_sub(SNAPSHOTS_SHOWN)..];
+    let width = newest.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in newest {
+        let taken = format::local_time(s.created_at.as_ref()).unwrap_or_else(|| "-".to_string());
+        out += &format!("  {:<width$}  taken {taken}  expires {}\n", s.name, snapshot::expiry(s));
     }
     out
 }
@@ -134,7 +190,7 @@ fn resources(c: &Container) -> String {
 }
 
 /// "Label:" padded so values line up; a dash stands in for a value the daemon left empty.
-fn field(label: &str, value: &str) -> String {
+pub fn field(label: &str, value: &str) -> String {
     let value = if value.is_empty() { "-" } else { value };
     format!("{:<13}{value}\n", format!("{label}:"))
 }
@@ -166,6 +222,7 @@ fn last_exit(exit: Option<&ExitStatus>) -> String {
 mod tests {
     use super::*;
     use crate::list::tests::sample_container;
+    use crate::snapshot::tests::sample_snapshots;
 
     fn now() -> DateTime<Utc> {
         // 133 seconds after the sample's start.
@@ -174,7 +231,7 @@ mod tests {
 
     #[test]
     fn running_container_shows_uptime_and_id_range() {
-        let text = render(&sample_container(), now());
+        let text = render(&sample_container(), &[], now());
         for expected in [
             "Name:        web1\n",
             "State:       RUNNING\n",
@@ -199,23 +256,82 @@ mod tests {
     }
 
     #[test]
+    fn pool_and_snapshots_are_shown_newest_last() {
+        let mut container = sample_container();
+        let snapshots = sample_snapshots();
+        let text = render(&container, &snapshots, now());
+        assert!(
+            text.contains("Fingerprint: 3f2a9c1d8e7b00112233\nPool:        default\n"),
+            "{text}"
+        );
+        let section = &text[text.find("Snapshots:").expect("a snapshot section")..];
+        let lines: Vec<&str> = section.lines().collect();
+        assert_eq!(lines.len(), 3, "{section}");
+        assert_eq!(lines[0], "Snapshots:   2");
+        assert!(lines[1].starts_with("  snap0    taken 2024-05-0"), "{section}");
+        assert!(lines[1].ends_with("  expires never"), "{section}");
+        assert!(lines[2].starts_with("  daily-3  taken "), "{section}");
+
+        container.snapshot_count = 0;
+        assert!(render(&container, &[], now()).ends_with("Snapshots:   none\n"));
+
+        let many: Vec<Snapshot> = (0..12)
+            .map(|i| Snapshot {
+                name: format!("snap{i}"),
+                ..snapshots[0].clone()
+            })
+            .collect();
+        let text = render(&container, &many, now());
+        assert!(
+            text.contains("Snapshots:   12 (the newest 10; sysc snapshot list web1 shows all)\n  snap2 "),
+            "{text}"
+        );
+        assert!(!text.contains("snap1 "), "{text}");
+        assert!(text.contains("  snap11  taken "), "{text}");
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_asked_for_only_when_there_are_some() {
+        use crate::fake_daemon::{FakeDaemon, container};
+        let mut with = container("web1", ContainerState::Running, &[]);
+        with.snapshot_count = 2;
+        // The fake holds snapshots of "quiet" too; its count of 0 says not to ask.
+        let without = container("quiet", ContainerState::Stopped, &[]);
+        let daemon = FakeDaemon::start(vec![with, without]).await;
+        let mut snapshots = sample_snapshots();
+        snapshots.push(Snapshot {
+            container: "quiet".into(),
+            ..snapshots[0].clone()
+        });
+        daemon.add_snapshots(snapshots);
+
+        let (container, snapshots) = fetch(daemon.channel.clone(), "web1".into()).await.unwrap();
+        assert_eq!(container.name, "web1");
+        assert_eq!(snapshots, sample_snapshots());
+        let (_, snapshots) = fetch(daemon.channel.clone(), "quiet".into()).await.unwrap();
+        assert!(snapshots.is_empty());
+        let err = fetch(daemon.channel.clone(), "nope".into()).await.unwrap_err();
+        assert_eq!(err.to_string(), "container nope not found");
+    }
+
+    #[test]
     fn paused_container_shows_its_resources_and_stopped_one_does_not() {
         let mut container = sample_container();
         container.state = ContainerState::Paused as i32;
-        let text = render(&container, now());
+        let text = render(&container, &[], now());
         assert!(text.contains("State:       PAUSED\n"), "{text}");
         assert!(text.contains("  Processes:        7\n"), "{text}");
 
         // A daemon that does not report usage yet.
         container.usage = None;
-        let text = render(&container, now());
+        let text = render(&container, &[], now());
         assert!(
             text.contains("  Memory (current): -\n  Memory (peak):    -\n"),
             "{text}"
         );
 
         container.state = ContainerState::Stopped as i32;
-        assert!(!render(&container, now()).contains("Resources:"));
+        assert!(!render(&container, &[], now()).contains("Resources:"));
     }
 
     #[test]
@@ -270,7 +386,7 @@ mod tests {
         container.privileged = true;
         container.idmap_base = 0;
         container.idmap_size = 0;
-        let text = render(&container, now());
+        let text = render(&container, &[], now());
         for expected in [
             "State:       ERROR\nDetail:      monitor process vanished\n",
             "PID:         -\n",

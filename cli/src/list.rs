@@ -36,11 +36,13 @@ pub enum Column {
     MemoryPeak,
     Cpu,
     Processes,
+    Pool,
+    Snapshots,
 }
 
 impl Column {
     /// Every column, in the order `--help` and the error for an unknown letter list them.
-    const ALL: [Column; 10] = [
+    const ALL: [Column; 12] = [
         Column::Name,
         Column::State,
         Column::Ipv4,
@@ -51,6 +53,8 @@ impl Column {
         Column::MemoryPeak,
         Column::Cpu,
         Column::Processes,
+        Column::Pool,
+        Column::Snapshots,
     ];
 
     fn letter(self) -> char {
@@ -65,6 +69,8 @@ impl Column {
             Column::MemoryPeak => 'M',
             Column::Cpu => 'u',
             Column::Processes => 'N',
+            Column::Pool => 'b',
+            Column::Snapshots => 'S',
         }
     }
 
@@ -80,6 +86,8 @@ impl Column {
             Column::MemoryPeak => "MEMORY PEAK",
             Column::Cpu => "CPU",
             Column::Processes => "PROCESSES",
+            Column::Pool => "STORAGE POOL",
+            Column::Snapshots => "SNAPSHOTS",
         }
     }
 
@@ -99,6 +107,8 @@ impl Column {
             Column::MemoryPeak => usage(|u| format::human_size(u.memory_peak_bytes)),
             Column::Cpu => usage(|u| format::cpu_seconds(u.cpu_nanoseconds)),
             Column::Processes => usage(|u| u.processes.to_string()),
+            Column::Pool => c.pool.clone(),
+            Column::Snapshots => c.snapshot_count.to_string(),
         }
     }
 
@@ -166,6 +176,8 @@ pub struct ContainerRecord {
     ipv4: Vec<String>,
     image: String,
     image_fingerprint: String,
+    pool: String,
+    snapshot_count: u32,
     created_at: Option<String>,
     started_at: Option<String>,
     privileged: bool,
@@ -251,6 +263,8 @@ impl Listing for Container {
             ipv4: self.ipv4.clone(),
             image: self.image.clone(),
             image_fingerprint: self.image_fingerprint.clone(),
+            pool: self.pool.clone(),
+            snapshot_count: self.snapshot_count,
             created_at: format::rfc3339(self.created_at.as_ref()),
             started_at: format::rfc3339(self.started_at.as_ref()),
             privileged: self.privileged,
@@ -325,6 +339,8 @@ pub(crate) mod tests {
                 cpu_nanoseconds: 12_437_000_000,
                 processes: 7,
             }),
+            pool: "default".into(),
+            snapshot_count: 2,
         }
     }
 
@@ -346,6 +362,8 @@ pub(crate) mod tests {
         assert_eq!(json["pid"], 4242);
         assert_eq!(json["ipv4"], serde_json::json!(["10.0.3.15", "192.168.1.7"]));
         assert_eq!(json["image_fingerprint"], "3f2a9c1d8e7b00112233");
+        assert_eq!(json["pool"], "default");
+        assert_eq!(json["snapshot_count"], 2);
         assert_eq!(json["created_at"], "2024-05-01T12:00:00Z");
         assert_eq!(json["started_at"], "2024-05-01T13:00:00.500Z");
         assert_eq!(json["privileged"], false);
@@ -375,6 +393,8 @@ pub(crate) mod tests {
             "ipv4",
             "image",
             "image_fingerprint",
+            "pool",
+            "snapshot_count",
             "created_at",
             "started_at",
             "privileged",
@@ -450,10 +470,18 @@ pub(crate) mod tests {
     fn column_letters_follow_incus() {
         use Column::*;
         assert_eq!(
-            columns("ns4pfcmMuN").0,
+            columns("ns4pfcmMuNbS").0,
             [
-                Name, State, Ipv4, Pid, Image, Created, Memory, MemoryPeak, Cpu, Processes
+                Name, State, Ipv4, Pid, Image, Created, Memory, MemoryPeak, Cpu, Processes, Pool, Snapshots
             ]
+        );
+        assert_eq!(
+            columns("nbS")
+                .0
+                .iter()
+                .map(|c| c.cell(&sample_container(), Layout::Csv))
+                .collect::<Vec<_>>(),
+            ["web1", "default", "2"]
         );
         assert_eq!(columns("n,s").0, [Name, State]);
         // Asked order, repeats included.
@@ -464,7 +492,15 @@ pub(crate) mod tests {
     fn unknown_column_letter_names_it_and_the_valid_ones() {
         let err = parse_columns("nsx").unwrap_err();
         assert!(err.starts_with("unknown column letter 'x'"), "{err}");
-        for valid in ["n (NAME)", "4 (IPV4)", "M (MEMORY PEAK)", "u (CPU)", "N (PROCESSES)"] {
+        for valid in [
+            "n (NAME)",
+            "4 (IPV4)",
+            "M (MEMORY PEAK)",
+            "u (CPU)",
+            "N (PROCESSES)",
+            "b (STORAGE POOL)",
+            "S (SNAPSHOTS)",
+        ] {
             assert!(err.contains(valid), "{valid} missing from {err}");
         }
         assert!(parse_columns("").unwrap_err().starts_with("no columns given"));

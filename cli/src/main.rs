@@ -2,9 +2,11 @@
 //!
 //! Results go to stdout and progress and errors to stderr, so scripts can parse stdout.
 
+mod backup;
 mod config;
 mod connect;
 mod console;
+mod copy;
 mod exec;
 #[cfg(test)]
 mod fake_daemon;
@@ -14,6 +16,8 @@ mod info;
 mod lifecycle;
 mod list;
 mod progress;
+mod snapshot;
+mod storage;
 mod terminal;
 mod version;
 
@@ -24,7 +28,9 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 
+use crate::backup::{Compression, ExportOptions, ImportOptions};
 use crate::config::KeysFormat;
+use crate::copy::CopyOptions;
 use crate::exec::{ExecOptions, TtyMode};
 use crate::format::OutputFormat;
 use crate::lifecycle::FailuresReported;
@@ -92,6 +98,19 @@ enum Command {
         #[arg(value_name = "NEW")]
         new_name: String,
     },
+    /// Make a new container from an existing one or from one of its snapshots
+    ///
+    /// The copy gets the source's config (minus the daemon's volatile.* keys), a new id
+    /// range, hostname and machine-id; on btrfs it is a copy-on-write clone. A running
+    /// source keeps running: it is frozen for the instant the clone takes. The source's
+    /// snapshots come along unless --instance-only (or the source is a snapshot).
+    ///
+    /// Examples:
+    ///   sysc copy web1 web2
+    ///   sysc copy web1/before-upgrade web1-old --instance-only
+    ///   sysc copy web1 web3 --storage fast -c limits.memory=1GiB
+    #[command(visible_alias = "cp", verbatim_doc_comment)]
+    Copy(CopyArgs),
     /// List containers
     #[command(visible_alias = "ls")]
     List(ListArgs),
@@ -150,6 +169,39 @@ enum Command {
         #[arg(long)]
         show_log: bool,
     },
+    /// Take, list, restore and delete snapshots of containers
+    ///
+    /// A snapshot is the container's root filesystem and config at one moment. Wherever a
+    /// snapshot is named, NAME SNAP and NAME/SNAP both work.
+    #[command(verbatim_doc_comment)]
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Write a container, with its snapshots, to a tarball (a backup)
+    ///
+    /// FILE appears only once the archive is complete and on disk: it is written under a
+    /// temporary name beside it (.FILE.XXXXXX.partial), synced, then renamed. On any
+    /// failure nothing is left and the exit status is 1. A running container keeps
+    /// running: it is exported from a snapshot taken for the purpose. A progress bar
+    /// shows on stderr when that is a terminal; otherwise nothing is printed, so a cron
+    /// job mails only its failures.
+    ///
+    /// Examples:
+    ///   sysc export web1 /backups/web1.tar.zst
+    ///   sysc export web1 - --instance-only | ssh backup-host 'cat > web1.tar.zst'
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
+    /// Create a container from a tarball written by `sysc export`
+    ///
+    /// The archive is checked as it is read; a corrupt or truncated one is refused and
+    /// nothing is created.
+    ///
+    /// Examples:
+    ///   sysc import /backups/web1.tar.zst
+    ///   ssh backup-host 'cat web1.tar.zst' | sysc import - web1-restored --storage fast
+    #[command(verbatim_doc_comment)]
+    Import(ImportArgs),
     /// Templates, the scripts that build root filesystems
     Template {
         #[command(subcommand)]
@@ -159,6 +211,11 @@ enum Command {
     Image {
         #[command(subcommand)]
         command: ImageCommand,
+    },
+    /// Storage pools, where images, containers and snapshots live
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
     },
     /// Show the client's and the daemon's versions
     Version,
@@ -254,6 +311,128 @@ enum ImageCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Take a snapshot of a container
+    ///
+    /// A running container is frozen for the instant it takes, so the snapshot is
+    /// consistent. Without SNAP, the name comes from the container's snapshots.pattern
+    /// (snap0, snap1, ...). Without --expiry, the container's snapshots.expiry.manual or
+    /// snapshots.expiry says how long it is kept (by default: until deleted).
+    ///
+    /// Examples:
+    ///   sysc snapshot create web1
+    ///   sysc snapshot create web1 before-upgrade --no-expiry
+    ///   sysc snapshot create web1 --expiry 2d      (from cron)
+    #[command(verbatim_doc_comment)]
+    Create {
+        #[command(flatten)]
+        target: SnapshotTarget,
+        /// How long to keep it, e.g. 7d or "2H 30M": M minutes, H hours, d days, w weeks,
+        /// m months, y years
+        #[arg(long, value_name = "DURATION")]
+        expiry: Option<String>,
+        /// Keep it until deleted, whatever the container's config says
+        #[arg(long, conflicts_with = "expiry")]
+        no_expiry: bool,
+    },
+    /// List a container's snapshots, oldest first
+    #[command(visible_alias = "ls")]
+    List {
+        /// Container whose snapshots to list
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Show a snapshot in detail, with the config it holds
+    Show(SnapshotTarget),
+    /// Put a container back as it was in a snapshot: root filesystem and config
+    ///
+    /// A running container is stopped first and started again after.
+    Restore(SnapshotTarget),
+    /// Delete a snapshot
+    #[command(visible_alias = "rm")]
+    Delete(SnapshotTarget),
+    /// Rename a snapshot
+    #[command(override_usage = "sysc snapshot rename [OPTIONS] <NAME> <SNAP> <NEWSNAP>\n       \
+                                sysc snapshot rename [OPTIONS] <NAME/SNAP> <NEWSNAP>")]
+    Rename {
+        /// Container, or NAME/SNAP
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Snapshot to rename, or the new name after NAME/SNAP
+        #[arg(value_name = "SNAP")]
+        snapshot: String,
+        /// New name of the snapshot
+        #[arg(value_name = "NEWSNAP")]
+        new_name: Option<String>,
+    },
+}
+
+/// A snapshot as `NAME SNAP` or `NAME/SNAP` (for `create`, SNAP may be left out); check_usage
+/// refuses anything else.
+#[derive(Args)]
+struct SnapshotTarget {
+    /// Container, or NAME/SNAP
+    #[arg(value_name = "NAME[/SNAP]")]
+    name: String,
+    /// Snapshot, unless given as NAME/SNAP
+    #[arg(value_name = "SNAP")]
+    snapshot: Option<String>,
+}
+
+impl SnapshotTarget {
+    fn parse(&self) -> Result<(String, Option<String>), String> {
+        snapshot::parse_target(&self.name, self.snapshot.as_deref())
+    }
+
+    fn parse_snapshot(&self) -> Result<snapshot::SnapshotName, String> {
+        snapshot::parse_snapshot(&self.name, self.snapshot.as_deref())
+    }
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Create a storage pool
+    ///
+    /// btrfs: size=SIZE makes a loop file of that size under the daemon's root (default
+    /// 20GiB); source=DIR uses a directory on a mounted btrfs instead. dir: source=DIR,
+    /// else a directory under the daemon's root.
+    ///
+    /// Examples:
+    ///   sysc storage create fast btrfs size=50GiB
+    ///   sysc storage create bulk dir source=/srv/sysc
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// Name of the new pool
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// How it stores volumes
+        #[arg(value_name = "DRIVER", value_parser = storage::DRIVERS)]
+        driver: String,
+        /// Driver options: size=SIZE, source=PATH
+        #[arg(value_name = "KEY=VALUE", value_parser = lifecycle::parse_config_pair)]
+        config: Vec<(String, String)>,
+    },
+    /// List storage pools
+    #[command(visible_alias = "ls")]
+    List(FormatArgs),
+    /// Show a storage pool in detail: space, containers and images in it, config
+    Info {
+        /// Pool to show
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Delete a storage pool nothing uses (its cached images go with it)
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// Pool to delete
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
 #[derive(Args)]
 struct CreateArgs {
     /// Template to build the root filesystem with, e.g. debian or busybox
@@ -269,6 +448,57 @@ struct CreateArgs {
     /// Template architecture; the template's default when omitted
     #[arg(long)]
     arch: Option<String>,
+    /// Storage pool for the container (and its image) [default: the default pool]
+    #[arg(short = 's', long = "storage", value_name = "POOL")]
+    pool: Option<String>,
+}
+
+#[derive(Args)]
+struct CopyArgs {
+    /// Container to copy, or NAME/SNAP to copy one of its snapshots
+    #[arg(value_name = "SRC[/SNAP]", value_parser = copy::parse_source)]
+    source: copy::Source,
+    /// Name of the new container
+    #[arg(value_name = "DST")]
+    name: String,
+    /// Leave the source's snapshots behind
+    #[arg(long)]
+    instance_only: bool,
+    /// Storage pool for the copy [default: the source's pool]
+    #[arg(short = 's', long = "storage", value_name = "POOL")]
+    pool: Option<String>,
+    /// Config key to set on the copy, e.g. -c limits.memory=1GiB (repeatable)
+    #[arg(short = 'c', long = "config", value_name = "KEY=VALUE", value_parser = lifecycle::parse_config_pair)]
+    config: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Container to export
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Archive to write, replacing one already there; - for stdout
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Leave the container's snapshots out
+    #[arg(long)]
+    instance_only: bool,
+    /// Compression of the archive
+    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
+    compression: Compression,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Archive to read, as `sysc export` wrote it; - for stdin
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Name of the new container [default: the name in the archive]
+    #[arg(value_name = "NEWNAME")]
+    name: Option<String>,
+    /// Storage pool for the new container [default: the default pool]
+    #[arg(short = 's', long = "storage", value_name = "POOL")]
+    pool: Option<String>,
 }
 
 #[derive(Args)]
@@ -333,8 +563,8 @@ struct ListArgs {
     #[command(flatten)]
     format: FormatArgs,
     /// Columns of the table and CSV, a letter each: n NAME, s STATE, 4 IPV4, p PID,
-    /// f IMAGE, c CREATED, m MEMORY, M MEMORY PEAK, u CPU (seconds), N PROCESSES.
-    /// JSON and YAML always carry everything
+    /// f IMAGE, c CREATED, m MEMORY, M MEMORY PEAK, u CPU (seconds), N PROCESSES,
+    /// b STORAGE POOL, S SNAPSHOTS. JSON and YAML always carry everything
     #[arg(
         short,
         long,
@@ -383,6 +613,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume(targets) => lifecycle::resume(daemon?, targets.into()).await,
         Command::Delete { names, force } => lifecycle::delete(daemon?, names, force).await,
         Command::Rename { name, new_name } => lifecycle::rename(daemon?, name, new_name).await,
+        Command::Copy(args) => copy::copy(daemon?, args.into()).await,
         Command::List(args) => list::show(daemon?, args.format.format, &args.columns).await,
         Command::Info { name: Some(name), .. } => info::show(daemon?, name).await,
         Command::Info { name: None, .. } => info::show_host(daemon?).await,
@@ -401,12 +632,50 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             ConfigCommand::Keys { format } => config::keys(daemon?, format).await,
         },
+        // check_usage has refused snapshot names these cannot take.
+        Command::Snapshot { command } => match command {
+            SnapshotCommand::Create {
+                target,
+                expiry,
+                no_expiry,
+            } => {
+                let (container, name) = target.parse().map_err(anyhow::Error::msg)?;
+                snapshot::create(daemon?, container, name, expiry, no_expiry).await
+            }
+            SnapshotCommand::List { name, format } => snapshot::list(daemon?, name, format.format).await,
+            SnapshotCommand::Show(target) => {
+                snapshot::show(daemon?, target.parse_snapshot().map_err(anyhow::Error::msg)?).await
+            }
+            SnapshotCommand::Restore(target) => {
+                snapshot::restore(daemon?, target.parse_snapshot().map_err(anyhow::Error::msg)?).await
+            }
+            SnapshotCommand::Delete(target) => {
+                snapshot::delete(daemon?, target.parse_snapshot().map_err(anyhow::Error::msg)?).await
+            }
+            SnapshotCommand::Rename {
+                name,
+                snapshot,
+                new_name,
+            } => {
+                let (target, new_name) =
+                    snapshot::parse_rename(&name, &snapshot, new_name.as_deref()).map_err(anyhow::Error::msg)?;
+                snapshot::rename(daemon?, target, new_name).await
+            }
+        },
+        Command::Export(args) => backup::export(daemon?, args.into()).await,
+        Command::Import(args) => backup::import(daemon?, args.into()).await,
         Command::Template {
             command: TemplateCommand::List(arg),
         } => images::list_templates(daemon?, arg.format).await,
         Command::Image { command } => match command {
             ImageCommand::List(arg) => images::list_images(daemon?, arg.format).await,
             ImageCommand::Delete { fingerprint } => images::delete_image(daemon?, fingerprint).await,
+        },
+        Command::Storage { command } => match command {
+            StorageCommand::Create { name, driver, config } => storage::create(daemon?, name, driver, config).await,
+            StorageCommand::List(arg) => storage::list(daemon?, arg.format).await,
+            StorageCommand::Info { name } => storage::info(daemon?, name).await,
+            StorageCommand::Delete { name } => storage::delete(daemon?, name).await,
         },
     };
     done.map(|()| ExitCode::SUCCESS)
@@ -415,13 +684,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Usage errors clap cannot see by itself, reported like its own (exit status 2) and before
 /// any connection is made.
 fn check_usage(cli: &Cli) -> Result<(), clap::Error> {
-    if let Command::Config {
-        command: ConfigCommand::Set { args, .. },
-    } = &cli.command
-    {
-        config::parse_assignments(args).map_err(|message| usage_error(&["config", "set"], message))?;
+    match &cli.command {
+        Command::Config {
+            command: ConfigCommand::Set { args, .. },
+        } => config::parse_assignments(args)
+            .map(drop)
+            .map_err(|message| usage_error(&["config", "set"], message)),
+        Command::Snapshot { command } => check_snapshot_usage(command),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+fn check_snapshot_usage(command: &SnapshotCommand) -> Result<(), clap::Error> {
+    let (verb, checked) = match command {
+        SnapshotCommand::Create { target, .. } => ("create", target.parse().map(drop)),
+        SnapshotCommand::List { .. } => return Ok(()),
+        SnapshotCommand::Show(target) => ("show", target.parse_snapshot().map(drop)),
+        SnapshotCommand::Restore(target) => ("restore", target.parse_snapshot().map(drop)),
+        SnapshotCommand::Delete(target) => ("delete", target.parse_snapshot().map(drop)),
+        SnapshotCommand::Rename {
+            name,
+            snapshot,
+            new_name,
+        } => (
+            "rename",
+            snapshot::parse_rename(name, snapshot, new_name.as_deref()).map(drop),
+        ),
+    };
+    checked.map_err(|message| usage_error(&["snapshot", verb], message))
 }
 
 fn usage_error(subcommand: &[&str], message: String) -> clap::Error {
@@ -449,6 +739,40 @@ impl CreateArgs {
             arch: self.arch.unwrap_or_default(),
             config: self.config.into_iter().collect(),
             start,
+            pool: self.pool.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<CopyArgs> for CopyOptions {
+    fn from(args: CopyArgs) -> Self {
+        Self {
+            source: args.source,
+            name: args.name,
+            instance_only: args.instance_only,
+            pool: args.pool,
+            config: args.config,
+        }
+    }
+}
+
+impl From<ExportArgs> for ExportOptions {
+    fn from(args: ExportArgs) -> Self {
+        Self {
+            name: args.name,
+            file: args.file,
+            instance_only: args.instance_only,
+            compression: args.compression,
+        }
+    }
+}
+
+impl From<ImportArgs> for ImportOptions {
+    fn from(args: ImportArgs) -> Self {
+        Self {
+            file: args.file,
+            name: args.name,
+            pool: args.pool,
         }
     }
 }
@@ -701,5 +1025,177 @@ mod tests {
         assert_eq!(request.release, "trixie");
         assert!(request.arch.is_empty());
         assert!(request.start);
+        assert!(request.pool.is_empty());
+
+        let cli = Cli::try_parse_from(["sysc", "create", "debian", "web1", "-s", "fast"]).unwrap();
+        let Command::Create(args) = cli.command else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(args.into_request(false).pool, "fast");
+        assert!(Cli::try_parse_from(["sysc", "launch", "debian", "web1", "--storage", "fast"]).is_ok());
+    }
+
+    fn snapshot_command(args: &[&str]) -> SnapshotCommand {
+        match parse(args).unwrap().command {
+            Command::Snapshot { command } => command,
+            _ => panic!("parsed as another command"),
+        }
+    }
+
+    #[test]
+    fn snapshot_verbs_take_name_snap_or_name_slash_snap() {
+        for args in [
+            &["sysc", "snapshot", "restore", "web1", "snap0"][..],
+            &["sysc", "snapshot", "restore", "web1/snap0"],
+        ] {
+            let SnapshotCommand::Restore(target) = snapshot_command(args) else {
+                panic!("parsed as another verb")
+            };
+            let name = target.parse_snapshot().unwrap();
+            assert_eq!((name.container.as_str(), name.snapshot.as_str()), ("web1", "snap0"));
+        }
+        let SnapshotCommand::Create {
+            target,
+            expiry,
+            no_expiry,
+        } = snapshot_command(&["sysc", "snapshot", "create", "web1", "--expiry", "2d"])
+        else {
+            panic!("parsed as another verb")
+        };
+        assert_eq!(target.parse().unwrap(), ("web1".into(), None));
+        assert_eq!((expiry.as_deref(), no_expiry), (Some("2d"), false));
+        let SnapshotCommand::Create { target, .. } =
+            snapshot_command(&["sysc", "snapshot", "create", "web1/nightly", "--no-expiry"])
+        else {
+            panic!("parsed as another verb")
+        };
+        assert_eq!(target.parse().unwrap(), ("web1".into(), Some("nightly".into())));
+        assert!(matches!(
+            snapshot_command(&["sysc", "snapshot", "ls", "web1", "--format", "json"]),
+            SnapshotCommand::List {
+                format: FormatArgs {
+                    format: OutputFormat::Json
+                },
+                ..
+            }
+        ));
+        for args in [
+            &["sysc", "snapshot", "show", "web1/snap0"][..],
+            &["sysc", "snapshot", "rm", "web1", "snap0"],
+            &["sysc", "snapshot", "rename", "web1", "snap0", "snap1"],
+            &["sysc", "snapshot", "rename", "web1/snap0", "snap1"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn snapshot_usage_errors_come_from_clap() {
+        let err = parse(&["sysc", "snapshot", "create", "web1", "--expiry", "2d", "--no-expiry"])
+            .err()
+            .expect("a usage error");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        for args in [
+            &["sysc", "snapshot", "restore", "web1"][..],
+            &["sysc", "snapshot", "delete", "web1/snap0", "snap1"],
+            &["sysc", "snapshot", "show", "web1/"],
+            &["sysc", "snapshot", "create", "web1/a", "b"],
+            &["sysc", "snapshot", "rename", "web1", "snap0"],
+        ] {
+            let err = parse(args).err().expect("a usage error");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let text = parse(&["sysc", "snapshot", "restore", "web1"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(text.contains("expected NAME SNAP or NAME/SNAP"), "{text}");
+        assert!(text.contains("Usage: sysc snapshot restore"), "{text}");
+    }
+
+    #[test]
+    fn copy_export_import_and_storage_parse() {
+        let Command::Copy(args) = parse(&[
+            "sysc",
+            "cp",
+            "web1/snap0",
+            "web2",
+            "--instance-only",
+            "-s",
+            "fast",
+            "-c",
+            "a=1",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("parsed as another command")
+        };
+        let options = CopyOptions::from(args);
+        assert_eq!(options.source.snapshot.as_deref(), Some("snap0"));
+        assert_eq!((options.name.as_str(), options.pool.as_deref()), ("web2", Some("fast")));
+        assert!(options.instance_only);
+        assert_eq!(
+            parse(&["sysc", "copy", "web1/", "web2"]).err().map(|err| err.kind()),
+            Some(clap::error::ErrorKind::ValueValidation)
+        );
+
+        let Command::Export(args) = parse(&["sysc", "export", "web1", "/backups/web1.tar.zst"])
+            .unwrap()
+            .command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(args.compression, Compression::Zstd);
+        assert!(!args.instance_only);
+        assert!(parse(&["sysc", "export", "web1", "-", "--compression", "none"]).is_ok());
+        assert!(parse(&["sysc", "export", "web1", "x", "--compression", "gzip"]).is_err());
+        assert!(parse(&["sysc", "export", "web1"]).is_err());
+
+        let Command::Import(args) = parse(&["sysc", "import", "-", "web2", "--storage", "fast"])
+            .unwrap()
+            .command
+        else {
+            panic!("parsed as another command")
+        };
+        let options = ImportOptions::from(args);
+        assert_eq!(options.file, PathBuf::from("-"));
+        assert_eq!(
+            (options.name.as_deref(), options.pool.as_deref()),
+            (Some("web2"), Some("fast"))
+        );
+
+        let Command::Storage {
+            command: StorageCommand::Create { driver, config, .. },
+        } = parse(&["sysc", "storage", "create", "fast", "btrfs", "size=50GiB"])
+            .unwrap()
+            .command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(driver, "btrfs");
+        assert_eq!(config, [("size".to_string(), "50GiB".to_string())]);
+        assert!(parse(&["sysc", "storage", "create", "fast", "zfs"]).is_err());
+        assert!(parse(&["sysc", "storage", "create", "fast", "dir", "source"]).is_err());
+        assert!(parse(&["sysc", "storage", "ls", "--format", "csv"]).is_ok());
+        assert!(parse(&["sysc", "storage", "info", "default"]).is_ok());
+        assert!(parse(&["sysc", "storage", "rm", "fast"]).is_ok());
+    }
+
+    #[test]
+    fn help_lists_the_verbs_in_working_order() {
+        let help = Cli::command().render_help().to_string();
+        let position = |verb: &str| {
+            help.find(&format!("\n  {verb} "))
+                .unwrap_or_else(|| panic!("{verb} missing from\n{help}"))
+        };
+        let order: Vec<usize> = [
+            "create", "launch", "delete", "rename", "copy", "list", "info", "snapshot", "export", "import", "image",
+            "storage", "version",
+        ]
+        .iter()
+        .map(|verb| position(verb))
+        .collect();
+        assert!(order.is_sorted(), "{help}");
     }
 }

@@ -1,4 +1,5 @@
-//! Progress of `create` and `launch` on stderr: a spinner for people, plain lines for logs.
+//! Progress on stderr: of `create` and `launch`, a spinner for people and plain lines for
+//! logs; of `export` and `import`, a byte count for people and nothing for logs.
 
 use std::io::{self, IsTerminal};
 use std::time::Duration;
@@ -47,6 +48,63 @@ impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(spinner) = &self.spinner {
             spinner.finish_and_clear();
+        }
+    }
+}
+
+/// Bytes moved by `export` or `import`: a spinner with the count until the total is known,
+/// a bar after. Only on a terminal: run from cron, a job that went well says nothing.
+pub struct Transfer {
+    bar: Option<ProgressBar>,
+}
+
+impl Transfer {
+    pub fn new(message: String) -> Self {
+        let bar = io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::no_length()
+                .with_style(
+                    ProgressStyle::with_template("{spinner} {msg} {bytes} ({elapsed})")
+                        .expect("the counting template is valid"),
+                )
+                .with_message(message);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Self { bar }
+    }
+
+    /// 0 is "unknown", and keeps the spinner.
+    pub fn set_total(&self, bytes: u64) {
+        if let Some(bar) = &self.bar
+            && bytes > 0
+        {
+            bar.set_length(bytes);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({elapsed}, ETA {eta})")
+                    .expect("the bar template is valid")
+                    .progress_chars("=> "),
+            );
+        }
+    }
+
+    pub fn set_position(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+        }
+    }
+
+    pub fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+}
+
+/// Clears the bar however the transfer ends, so an error starts on a clean line.
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
