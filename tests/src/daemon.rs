@@ -242,6 +242,16 @@ impl Daemon {
             .unwrap_or_else(|| panic!("{name} not in sysc list"))
     }
 
+    /// `sysc snapshot list NAME --format json`, oldest first.
+    pub fn snapshots(&self, name: &str) -> Vec<Value> {
+        let text = self.ok(&["snapshot", "list", name, "--format", "json"]);
+        serde_json::from_str::<Value>(&text)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     pub fn state(&self, name: &str) -> String {
         self.container(name)["state"].as_str().unwrap().to_string()
     }
@@ -341,9 +351,13 @@ impl Daemon {
             }
         }
         driver.remove_parent();
-        let pool = self.pool_dir();
-        if crate::host::is_mounted(&pool.display().to_string()) {
-            let _ = Command::new("umount").arg("-l").arg(&pool).status();
+        // Every pool's loop mount: the default one and those a test created.
+        if let Ok(entries) = std::fs::read_dir(self.root.join("storage-pools")) {
+            for pool in entries.flatten().map(|e| e.path()) {
+                if crate::host::is_mounted(&pool.display().to_string()) {
+                    let _ = Command::new("umount").arg("-l").arg(&pool).status();
+                }
+            }
         }
     }
 

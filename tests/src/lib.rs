@@ -6,7 +6,9 @@
 mod daemon;
 mod host;
 mod pty;
+mod scratch;
 
 pub use daemon::{Daemon, DaemonOptions, Output, binary};
 pub use host::{in_container, is_mounted, proc_status_field, wait_until};
 pub use pty::Terminal;
+pub use scratch::Tmpfs;

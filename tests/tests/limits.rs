@@ -347,7 +347,7 @@ fn config_show_edit_and_keys() {
     ] {
         assert!(keys.contains(key), "{key} missing:\n{keys}");
     }
-    // The README's table is the registry's own (scripts/config-keys-table regenerates it).
+    // The README's table is the registry's own (`sysc config keys --format markdown` prints it).
     let table = d.ok(&["config", "keys", "--format", "markdown"]);
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     assert!(
