@@ -126,3 +126,67 @@ fn systemd_boots_with_the_cgroup_v2_driver() {
     d.ok(&["stop", "v2c"]);
     assert!(!dirs[0].exists());
 }
+
+#[test]
+fn a_debian_copy_and_an_export_imported_elsewhere_boot_systemd() {
+    let a = Daemon::start();
+    let b = Daemon::start_with(DaemonOptions {
+        storage: "dir",
+        ..Default::default()
+    });
+    a.ok(&["launch", "debian", "web1"]);
+    let pid = assert_boots_systemd(&a, "web1");
+    in_container(pid, "echo kept > /root/mark");
+    set_xattr(
+        &a.pool_dir().join("containers/web1/rootfs/root/mark"),
+        "user.sysc-test",
+        b"kept",
+    );
+    a.ok(&["snapshot", "create", "web1", "s0"]);
+    assert_eq!(a.state("web1"), "RUNNING");
+
+    // A copy of the running container is another machine.
+    a.ok(&["copy", "web1", "web2"]);
+    a.ok(&["start", "web2"]);
+    let copy = assert_boots_systemd(&a, "web2");
+    let (_, ids) = in_container(copy, "cat /etc/machine-id /root/mark");
+    let (_, original) = in_container(pid, "cat /etc/machine-id");
+    assert!(ids.ends_with("kept\n"), "{ids}");
+    assert_ne!(ids.lines().next(), original.lines().next(), "same machine-id");
+
+    let files = tempfile::tempdir().unwrap();
+    let archive = files.path().join("web1.tar.zst");
+    a.ok(&["export", "web1", archive.to_str().unwrap()]);
+    b.ok(&["import", archive.to_str().unwrap()]);
+    b.ok(&["start", "web1"]);
+    let imported = assert_boots_systemd(&b, "web1");
+    assert_eq!(in_container(imported, "cat /root/mark").1, "kept\n");
+    assert_eq!(b.snapshots("web1").len(), 1);
+    // Extended attributes (file capabilities live in one) survive the archive.
+    let imported_mark = b.pool_dir().join("containers/web1/rootfs/root/mark");
+    assert_eq!(
+        get_xattr(&imported_mark, "user.sysc-test").as_deref(),
+        Some(&b"kept"[..])
+    );
+    b.ok(&["delete", "--force", "web1"]);
+    a.ok(&["delete", "--force", "web1", "web2"]);
+}
+
+fn set_xattr(path: &std::path::Path, name: &str, value: &[u8]) {
+    let (path, name) = (c_string(path.as_os_str().as_encoded_bytes()), c_string(name.as_bytes()));
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let rc = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+}
+
+fn get_xattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let (path, name) = (c_string(path.as_os_str().as_encoded_bytes()), c_string(name.as_bytes()));
+    let mut buffer = vec![0u8; 256];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let n = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) };
+    (n >= 0).then(|| buffer[..n as usize].to_vec())
+}
+
+fn c_string(bytes: &[u8]) -> std::ffi::CString {
+    std::ffi::CString::new(bytes).unwrap()
+}

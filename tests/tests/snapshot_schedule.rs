@@ -20,7 +20,19 @@ fn every_minute_schedule_takes_snapshots_and_expiry_prunes_them() {
         "snapshots.hourly.schedule=* * * * *",
         "snapshots.hourly.expiry=1d",
     ]);
+    // Stopped containers: skipped unless the schedule says otherwise.
+    d.ok(&["create", "busybox", "off"]);
+    d.ok(&["create", "busybox", "off-too"]);
+    d.ok(&[
+        "config",
+        "set",
+        "off",
+        "snapshots.schedule=* * * * *",
+        "snapshots.schedule.stopped=true",
+    ]);
+    d.ok(&["config", "set", "off-too", "snapshots.schedule=* * * * *"]);
     let taken = wait_until(Duration::from_secs(130), || {
+        d.snapshots("off").first()?;
         let list = d.snapshots("c1");
         let default = list.iter().find(|s| s["schedule"] == "default")?.clone();
         let named = list.iter().find(|s| s["schedule"] == "hourly")?.clone();
@@ -31,6 +43,9 @@ fn every_minute_schedule_takes_snapshots_and_expiry_prunes_them() {
     assert_eq!(named["name"], "hourly-0", "{named:?}");
     assert!(named["expires_at"].is_string());
     assert_eq!(d.state("c1"), "RUNNING");
+    // The same tick went on to off-too (after off, by name) and skipped it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.snapshots("off-too").is_empty(), "a stopped container was snapshotted");
 
     // snap0 expires a minute after it was taken; the scheduler prunes it (and, like
     // Incus, may reuse the name for the next one: snapshots are told apart by time).
@@ -47,7 +62,7 @@ fn every_minute_schedule_takes_snapshots_and_expiry_prunes_them() {
     assert!(err.contains("snapshots.schedule"), "{err}");
     let err = d.fails(&["config", "set", "c1", "snapshots.default.schedule=@daily"]);
     assert!(err.contains("unknown config key"), "{err}");
-    d.ok(&["delete", "--force", "c1"]);
+    d.ok(&["delete", "--force", "c1", "off", "off-too"]);
 }
 
 #[test]
