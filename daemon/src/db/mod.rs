@@ -41,6 +41,20 @@ fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T
     })
 }
 
+/// Databases from before pools had more than one keep images by fingerprint alone.
+fn migrate_image_keys(images: &sled::Tree) -> Result<()> {
+    for item in images.iter() {
+        let (key, value) = item?;
+        if key.contains(&b'/') {
+            continue;
+        }
+        let record: ImageRecord = decode("image", &key, &value)?;
+        images.insert(image_key(&record.pool, &record.fingerprint), value)?;
+        images.remove(key)?;
+    }
+    Ok(())
+}
+
 fn image_key(pool: &str, fingerprint: &str) -> String {
     format!("{pool}/{fingerprint}")
 }
@@ -59,9 +73,11 @@ impl Db {
             )),
             other => Error::Db(other),
         })?;
+        let images = db.open_tree("images")?;
+        migrate_image_keys(&images)?;
         Ok(Self {
             containers: db.open_tree("containers")?,
-            images: db.open_tree("images")?,
+            images,
             pools: db.open_tree("pools")?,
             snapshots: db.open_tree("snapshots")?,
             schedule_runs: db.open_tree("schedule_runs")?,
@@ -299,6 +315,27 @@ mod tests {
         db.move_container("a", &record("c")).unwrap();
         assert!(db.container("a").unwrap().is_none());
         assert_eq!(db.container("c").unwrap().unwrap().name, "c");
+    }
+
+    #[test]
+    fn images_keyed_by_fingerprint_alone_move_under_their_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = ImageRecord {
+            fingerprint: "abc123".into(),
+            pool: "default".into(),
+            ..Default::default()
+        };
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("images")
+                .unwrap()
+                .insert("abc123", encode(&image))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let db = Db::open(dir.path()).unwrap();
+        assert_eq!(db.image("default", "abc123").unwrap().unwrap().fingerprint, "abc123");
+        assert_eq!(db.images().unwrap().len(), 1);
     }
 
     #[test]
