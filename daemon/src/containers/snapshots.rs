@@ -84,7 +84,7 @@ impl Manager {
             expiry,
         };
         let snapshot = self.take_snapshot_locked(&record, name, origin).await?;
-        self.snapshot_view(&record, snapshot)
+        self.snapshot_view(&record, snapshot, false)
     }
 
     /// Takes a snapshot; the caller holds the container's lock. An empty name takes
@@ -195,21 +195,27 @@ impl Manager {
             .snapshots_of(container)?
             .into_iter()
             .filter(|s| s.status == SnapshotStatus::Ready)
-            .map(|s| self.snapshot_view(&record, s))
+            .map(|s| self.snapshot_view(&record, s, true))
             .collect()
     }
 
     pub async fn snapshot_get(&self, container: &str, name: &str) -> Result<SnapshotView> {
         let record = self.record(container)?;
         let snapshot = self.snapshot_record(container, name)?;
-        self.snapshot_view(&record, snapshot)
+        self.snapshot_view(&record, snapshot, true)
     }
 
-    fn snapshot_view(&self, record: &ContainerRecord, snapshot: SnapshotRecord) -> Result<SnapshotView> {
+    /// Measuring a snapshot walks all of its files, so only listings do it (`measure`);
+    /// taking or renaming one stays as quick as the pool can be.
+    fn snapshot_view(&self, record: &ContainerRecord, snapshot: SnapshotRecord, measure: bool) -> Result<SnapshotView> {
         let storage = self.pool_of(record)?;
         let volume = snapshot_volume(&snapshot.container, &snapshot.name);
         Ok(SnapshotView {
-            size_bytes: storage.exclusive_size(VolumeKind::Snapshot, &volume),
+            size_bytes: if measure {
+                storage.exclusive_size(VolumeKind::Snapshot, &volume)
+            } else {
+                0
+            },
             path: storage.path(VolumeKind::Snapshot, &volume),
             record: snapshot,
         })
@@ -261,7 +267,7 @@ impl Manager {
         self.db.flush().await?;
         let renamed = self.finish_snapshot_rename(&record, &snapshot, new).await?;
         tracing::info!(container = %container, snapshot = %name, new_name = %new, "snapshot renamed");
-        self.snapshot_view(&record, renamed)
+        self.snapshot_view(&record, renamed, false)
     }
 
     pub(super) async fn finish_snapshot_rename(
