@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::interrupt::interrupted;
-use crate::lxc::Lxc;
+use crate::lxc::{Backing, Lxc};
 use crate::manager::{Manager, Template};
 use crate::measure::{settle, start_ready};
 use crate::readiness::Readiness;
@@ -31,7 +31,7 @@ impl Bench {
         let sysc = Sysc::start();
         let sysc_privileged = sysc.privileged();
         eprintln!("== making LXC's btrfs lxcpath");
-        let lxc = Lxc::new().map_err(|err| format!("LXC setup failed: {err:#}"));
+        let lxc = Lxc::new(Backing::Btrfs).map_err(|err| format!("LXC setup failed: {err:#}"));
         if let Err(reason) = &lxc {
             eprintln!("  {reason}");
         }
@@ -87,7 +87,18 @@ impl Bench {
     pub fn side_by_side<T, const N: usize>(
         &self,
         sides: [Side<'_>; N],
-        mut measure: impl FnMut(&dyn Manager) -> Result<T>,
+        measure: impl FnMut(&dyn Manager) -> Result<T>,
+    ) -> [Series<T>; N] {
+        self.in_turn(sides, |manager| manager.label(), measure)
+    }
+
+    /// `side_by_side` for sides that are not container managers (a snapshot command, a
+    /// `cp` beside it); `label` names a side in messages.
+    pub fn in_turn<S: Copy, T, const N: usize>(
+        &self,
+        sides: [std::result::Result<S, String>; N],
+        label: impl Fn(S) -> &'static str,
+        mut measure: impl FnMut(S) -> Result<T>,
     ) -> [Series<T>; N] {
         let mut series = sides.each_ref().map(|side| match side {
             Ok(_) => Series::default(),
@@ -99,10 +110,10 @@ impl Bench {
             }
             eprintln!("  run {}/{}", run + 1, self.runs);
             for turn in 0..N {
-                let side = (run + turn) % N;
+                let index = (run + turn) % N;
                 settle();
-                if let Ok(manager) = sides[side] {
-                    series[side].measure(manager.label(), || measure(manager));
+                if let Ok(side) = sides[index] {
+                    series[index].measure(label(side), || measure(side));
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! LXC, privileged, with a private lxcpath on its own btrfs loop file.
+//! LXC, privileged, with a private lxcpath on its own btrfs loop file; or, for the
+//! dir-backed comparisons, on a plain directory of /tmp's filesystem.
 
 mod cgroups;
 mod config;
@@ -20,10 +21,31 @@ use crate::util::run;
 /// anything of LXC's that this bench left behind.
 const LXC_PREFIX: &str = "syscbench-";
 
+/// What holds the lxcpath, and so each container's rootfs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// A btrfs loop file: every rootfs a subvolume, a snapshot where LXC can make one.
+    Btrfs,
+    /// A directory on /tmp's filesystem: every rootfs a plain directory, copies by rsync.
+    Dir,
+}
+
+impl Backing {
+    /// The storage type in `lxc.rootfs.path = TYPE:PATH`.
+    fn storage_type(self) -> &'static str {
+        match self {
+            Self::Btrfs => "btrfs",
+            Self::Dir => "dir",
+        }
+    }
+}
+
 pub struct Lxc {
-    /// Holds the loop file and the mount point; removed after the unmount.
+    /// Holds the lxcpath (on btrfs the loop file and its mount point); removed after
+    /// the unmount.
     dir: tempfile::TempDir,
     lxcpath: PathBuf,
+    backing: Backing,
     mounted: bool,
     pub version: String,
     /// Every container this bench defined (full names), for the clean-up of
@@ -35,18 +57,22 @@ pub struct Lxc {
 }
 
 impl Lxc {
-    pub fn new() -> Result<Self> {
+    pub fn new(backing: Backing) -> Result<Self> {
         let version = run(Command::new("lxc-start").arg("--version"))?.trim().to_string();
         let dir = tempfile::Builder::new().prefix("sysc-bench-lxc").tempdir_in("/tmp")?;
         let mut lxc = Self {
             lxcpath: dir.path().join("lxcpath"),
             dir,
+            backing,
             mounted: false,
             version,
             made: RefCell::new(Vec::new()),
             pivots_before: pivot_cgroups(),
         };
-        lxc.mount_pool()?;
+        match backing {
+            Backing::Btrfs => lxc.mount_pool()?,
+            Backing::Dir => fs::create_dir(&lxc.lxcpath)?,
+        }
         Ok(lxc)
     }
 
@@ -95,21 +121,29 @@ impl Lxc {
         }
     }
 
-    /// A never-started container whose rootfs is a btrfs subvolume holding a plain
-    /// copy of sysc's image: every LXC container of the template is a snapshot of it.
+    /// A never-started container whose rootfs (a btrfs subvolume, or a directory) holds
+    /// a plain copy of sysc's image: every LXC container of the template is a snapshot
+    /// of it on btrfs, a copy of it on dir.
     pub fn import_image(&self, template: Template, image_rootfs: &Path) -> Result<()> {
         let full = Self::image_name(template);
         if self.exists(&full) {
             return Ok(());
         }
-        eprintln!("  copying sysc's {} image for LXC", template.name());
+        let storage = self.backing.storage_type();
+        eprintln!("  copying sysc's {} image for LXC on {storage}", template.name());
         let rootfs = self.lxcpath.join(&full).join("rootfs");
         fs::create_dir_all(self.lxcpath.join(&full))?;
         self.remember(&full);
-        run(Command::new("btrfs").args(["subvolume", "create"]).arg(&rootfs))?;
+        match self.backing {
+            Backing::Btrfs => {
+                run(Command::new("btrfs").args(["subvolume", "create"]).arg(&rootfs))?;
+            }
+            Backing::Dir => fs::create_dir(&rootfs)?,
+        }
         run(Command::new("cp").arg("-a").arg(image_rootfs.join(".")).arg(&rootfs))?;
         personalize(&rootfs, &full)?;
-        fs::write(self.config_path(&full), lxc_config(&full, &rootfs, template))?;
+        let config = lxc_config(&full, storage, &rootfs, template);
+        fs::write(self.config_path(&full), config)?;
         Ok(())
     }
 
@@ -118,7 +152,7 @@ impl Lxc {
             let full = Self::full_name(name);
             if !self.exists(&full) {
                 check_interrupted()?;
-                self.snapshot_image(template, &full)?;
+                self.clone_image(template, &full)?;
                 // sysc gives every container its own machine-id; so do we, untimed.
                 personalize(&self.lxcpath.join(&full).join("rootfs"), &full)?;
             }
@@ -126,11 +160,50 @@ impl Lxc {
         Ok(())
     }
 
-    /// `lxc-copy -s`: on btrfs a subvolume snapshot; it also renames the copy.
-    fn snapshot_image(&self, template: Template, full: &str) -> Result<()> {
+    /// `lxc-copy -s` on btrfs, a subvolume snapshot; plain `lxc-copy` (rsync) on dir,
+    /// where `-s` would make an overlay container instead. It also renames the copy.
+    fn clone_image(&self, template: Template, full: &str) -> Result<()> {
         self.remember(full);
         let mut copy = self.tool("lxc-copy", &Self::image_name(template));
-        run(copy.args(["-N", full, "-s"]))?;
+        copy.args(["-N", full]);
+        if self.backing == Backing::Btrfs {
+            copy.arg("-s");
+        }
+        run(&mut copy)?;
+        Ok(())
+    }
+
+    pub fn rootfs(&self, name: &str) -> PathBuf {
+        self.lxcpath.join(Self::full_name(name)).join("rootfs")
+    }
+
+    /// Where `lxc-snapshot` keeps a container's snapshots, each one a container there.
+    fn snapshots_path(&self, name: &str) -> PathBuf {
+        self.lxcpath.join(Self::full_name(name)).join("snaps")
+    }
+
+    /// The snapshot of a running container, as LXC makes it, not started yet.
+    /// `lxc-snapshot` refuses a running container; LXC's own error says to force it with
+    /// `lxc-copy --allowrunning`. This is that clone with lxc-snapshot's own flags (keep
+    /// the name and the MAC, the same backing; `-s`: a subvolume snapshot on btrfs),
+    /// into the directory lxc-snapshot uses. On dir it is an rsync copy.
+    pub fn snapshot(&self, name: &str, snapshot: &str) -> Result<Command> {
+        let snapshots = self.snapshots_path(name);
+        fs::create_dir_all(&snapshots)?;
+        let mut copy = self.tool("lxc-copy", &Self::full_name(name));
+        copy.args(["-N", snapshot, "-a", "-K", "-M", "-p"]).arg(&snapshots);
+        if self.backing == Backing::Btrfs {
+            copy.arg("-s");
+        }
+        Ok(copy)
+    }
+
+    /// `lxc-destroy` of the snapshot, if it is there.
+    pub fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
+        let snapshots = self.snapshots_path(name);
+        if snapshots.join(snapshot).join("config").is_file() {
+            run(Command::new("lxc-destroy").args(["-n", snapshot, "-P"]).arg(&snapshots))?;
+        }
         Ok(())
     }
 
@@ -219,7 +292,7 @@ impl Manager for Lxc {
     }
 
     fn launch(&self, template: Template, name: &str) -> Result<()> {
-        self.snapshot_image(template, &Self::full_name(name))?;
+        self.clone_image(template, &Self::full_name(name))?;
         self.start(name)
     }
 

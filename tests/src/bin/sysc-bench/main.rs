@@ -9,7 +9,9 @@
 //! file, booting `cp -a` copies of sysc's own image root filesystems. So that the debian
 //! start and stop and the exec figures can also be compared like with like, those
 //! scenarios also run a privileged sysc container (same daemon, same image) in the same
-//! runs. Everything made
+//! runs. Snapshots and exports copy a running debian container's rootfs filled to 200 MB
+//! and 2 GB (snapshots.rs): on btrfs and on a dir pool, beside LXC on the same kind of
+//! storage and `cp -a --reflink=auto` or `tar` of the same tree. Everything made
 //! here (daemon, containers, cgroups, mounts, loop devices) is removed on the way out,
 //! also after a failure or Ctrl-C.
 //!
@@ -18,6 +20,7 @@
 //! seconds.
 
 mod bench;
+mod fill;
 mod interrupt;
 mod lxc;
 mod manager;
@@ -27,6 +30,7 @@ mod readiness;
 mod report;
 mod scenarios;
 mod series;
+mod snapshots;
 mod sysc;
 mod util;
 
@@ -42,7 +46,7 @@ use crate::report::{Figure, Report};
 #[derive(Parser)]
 #[command(
     name = "sysc-bench",
-    about = "sysc beside LXC on this host: start, stop, density, second-launch and exec timings",
+    about = "sysc beside LXC on this host: start, stop, density, second-launch, exec, snapshot and export timings",
     after_help = "Run as root. Set SYSC_TEST_TEMPLATE_CACHE to a debootstrap cache \
                   (e.g. /var/cache/sysc-dev) so the debian image builds in seconds."
 )]
@@ -75,6 +79,10 @@ enum Scenario {
     Exec,
     /// busybox: stdout throughput of `exec b -- cat` of a 100 MB file
     ExecThroughput,
+    /// debian, running, 200 MB and 2 GB rootfs: `snapshot create` on btrfs and on a dir pool
+    Snapshot,
+    /// debian, running, 2 GB rootfs: `export` throughput, uncompressed and zstd
+    Export,
 }
 
 impl Scenario {
@@ -87,6 +95,8 @@ impl Scenario {
             Self::SecondLaunch => scenarios::second_launch(bench),
             Self::Exec => scenarios::exec(bench),
             Self::ExecThroughput => scenarios::exec_throughput(bench),
+            Self::Snapshot => snapshots::snapshot(bench),
+            Self::Export => snapshots::export(bench),
         }
     }
 

@@ -117,7 +117,7 @@ pub fn settle() {
 
 /// Untimed clean-up after a measurement, done whether or not the measurement
 /// worked; the measurement's own error wins.
-fn measured_then<T>(measured: Result<T>, clean_up: impl FnOnce() -> Result<()>) -> Result<T> {
+pub fn measured_then<T>(measured: Result<T>, clean_up: impl FnOnce() -> Result<()>) -> Result<T> {
     let cleaned = clean_up();
     let value = measured?;
     cleaned.context("clean up after the measurement")?;
@@ -220,6 +220,6 @@ fn monitor_pss_kib(init: i32, marker: &str) -> Result<f64> {
         .ok_or_else(|| anyhow!("no Pss in /proc/{monitor}/smaps_rollup"))
 }
 
-fn millis(elapsed: Duration) -> f64 {
+pub fn millis(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1000.0
 }

@@ -40,7 +40,7 @@ impl Unit {
 /// What a figure's sysc median is held against.
 pub enum Reference {
     /// Another side's samples from the same runs: LXC's, or sysc's own elsewhere.
-    Measured { label: &'static str, series: Series },
+    Measured { label: String, series: Series },
     /// A fixed figure in the row's unit: an absolute target.
     Constant(f64),
 }
@@ -54,9 +54,9 @@ impl Reference {
     }
 
     /// The side's name and samples, unless it is a constant.
-    fn measured(&self) -> Option<(&'static str, &Series)> {
+    fn measured(&self) -> Option<(&str, &Series)> {
         match self {
-            Self::Measured { label, series } => Some((label, series)),
+            Self::Measured { label, series } => Some((label.as_str(), series)),
             Self::Constant(_) => None,
         }
     }
@@ -79,7 +79,7 @@ impl Figure {
             unit,
             sysc,
             reference: Reference::Measured {
-                label: "LXC",
+                label: "LXC".into(),
                 series: lxc,
             },
             target,
@@ -143,7 +143,7 @@ impl Figure {
     }
 
     /// sysc's side and, unless it is a constant, the reference's.
-    fn sides(&self) -> Vec<(&'static str, &Series)> {
+    fn sides(&self) -> Vec<(&str, &Series)> {
         std::iter::once(("sysc", &self.sysc))
             .chain(self.reference.measured())
             .collect()
@@ -180,6 +180,14 @@ impl Report {
             ),
             "exec: `sysc exec NAME -- CMD` beside `lxc-attach -n NAME -P LXCPATH -- CMD`, each timed \
              from spawn to exit, stdin /dev/null, stdout and stderr pipes (no terminal)"
+                .into(),
+            "snapshot: `sysc snapshot create` (freezes the container for the copy) of a running debian; LXC's \
+             rows are `lxc-copy -a -K -M` into its snaps/ (`-s` on btrfs), since lxc-snapshot refuses a running \
+             container; rootfs N MB = debian's own files + files of random bytes in mixed sizes, N MB in all \
+             (du --apparent-size), warm in the page cache for every side"
+                .into(),
+            "export: `sysc export NAME FILE --instance-only` (archive synced before it returns) beside `tar` \
+             of the same rootfs then `sync FILE`; MB/s = rootfs bytes / wall time"
                 .into(),
             format!(
                 "Each run: every side in turn (rotating who goes first), each timed step \
@@ -221,7 +229,7 @@ impl Report {
         println!("Starts show (start command + PID look-up + wait until ready) in ms; stops show");
         println!("(until the init is gone + until the stop command returns after that) in ms.");
         println!("Exec round trips: each run's median call (fastest–slowest call); throughput: each");
-        println!("run's median read (every read's MB/s).");
+        println!("run's median read (every read's MB/s). Exports: each run's MB/s (the archive's size).");
         for figure in &self.figures {
             println!("  {}", figure.label);
             for (side, series) in figure.sides() {
@@ -233,7 +241,7 @@ impl Report {
                         None => figure.unit.bare(s.value),
                     })
                     .collect();
-                println!("    {side:<13} {}", samples.join("  "));
+                println!("    {side:<20} {}", samples.join("  "));
             }
         }
     }

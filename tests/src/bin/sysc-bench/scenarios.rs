@@ -157,7 +157,7 @@ pub fn second_launch(bench: &Bench) -> Result<Vec<Figure>> {
         unit: Unit::Ms,
         sysc: sysc_by_template.remove(&Template::Debian).unwrap_or_default(),
         reference: Reference::Measured {
-            label: "sysc busybox",
+            label: "sysc busybox".into(),
             series: sysc_by_template.remove(&Template::Busybox).unwrap_or_default(),
         },
         target: Some(FLAT_LAUNCH_RATIO),

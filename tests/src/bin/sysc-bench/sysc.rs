@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 
@@ -129,6 +129,67 @@ impl Sysc {
         self.cli(&["delete", &seed])?;
         self.cached_image_rootfs(template)?
             .ok_or_else(|| anyhow!("no {} image after creating a container", template.name()))
+    }
+
+    /// `sysc create TEMPLATE NAME --storage POOL`: a default (unprivileged) container
+    /// in a pool other than the default one.
+    pub fn create_in_pool(&self, template: Template, name: &str, pool: &str) -> Result<()> {
+        self.cli(&["create", template.name(), name, "--storage", pool])
+            .map(drop)
+    }
+
+    /// `sysc storage create NAME DRIVER`, unless the pool is there already.
+    pub fn create_pool(&self, name: &str, driver: &str) -> Result<()> {
+        if !self.pool_exists(name)? {
+            self.cli(&["storage", "create", name, driver])?;
+        }
+        Ok(())
+    }
+
+    /// `sysc storage delete NAME`, if the pool is there.
+    pub fn delete_pool(&self, name: &str) -> Result<()> {
+        if self.pool_exists(name)? {
+            self.cli(&["storage", "delete", name])?;
+        }
+        Ok(())
+    }
+
+    fn pool_exists(&self, name: &str) -> Result<bool> {
+        let pools = self.json(&["storage", "list", "--format", "json"])?;
+        Ok(pools.iter().any(|pool| pool["name"] == name))
+    }
+
+    /// The container's root filesystem on the host, as the daemon reports it.
+    pub fn rootfs(&self, name: &str) -> Result<PathBuf> {
+        let name = self.full_name(name);
+        self.containers()?
+            .iter()
+            .find(|c| c["name"] == *name)
+            .and_then(|c| c["paths"]["rootfs"].as_str())
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("sysc list shows no rootfs for {name}"))
+    }
+
+    /// `sysc snapshot create NAME SNAP`, not started yet: the command a user waits for.
+    pub fn snapshot(&self, name: &str, snapshot: &str) -> Command {
+        self.command(&["snapshot", "create", &self.full_name(name), snapshot])
+    }
+
+    /// `sysc snapshot delete NAME SNAP`, if the container has that snapshot.
+    pub fn delete_snapshot(&self, name: &str, snapshot: &str) -> Result<()> {
+        let name = self.full_name(name);
+        let snapshots = self.json(&["snapshot", "list", &name, "--format", "json"])?;
+        if snapshots.iter().any(|s| s["name"] == snapshot) {
+            self.cli(&["snapshot", "delete", &name, snapshot])?;
+        }
+        Ok(())
+    }
+
+    /// `sysc export NAME FILE --instance-only --compression COMPRESSION`, not started yet.
+    pub fn export(&self, name: &str, file: &Path, compression: &str) -> Command {
+        let mut export = self.command(&["export", &self.full_name(name)]);
+        export.arg(file).args(["--instance-only", "--compression", compression]);
+        export
     }
 
     fn cached_image_rootfs(&self, template: Template) -> Result<Option<PathBuf>> {

@@ -172,9 +172,30 @@ pub fn parent_pid(pid: i32) -> Result<i32> {
 }
 
 pub fn apparent_size_mib(path: &Path) -> Result<u64> {
-    let du = run(Command::new("du").args(["-s", "--apparent-size", "-BM"]).arg(path))?;
+    Ok(apparent_size_bytes(path)?.div_ceil(1 << 20))
+}
+
+/// What the files under `path` hold, as `du --apparent-size` counts it.
+pub fn apparent_size_bytes(path: &Path) -> Result<u64> {
+    let du = run(Command::new("du").args(["-s", "--apparent-size", "-B1"]).arg(path))?;
     du.split(|c: char| !c.is_ascii_digit())
         .next()
-        .and_then(|mib| mib.parse().ok())
+        .and_then(|bytes| bytes.parse().ok())
         .ok_or_else(|| anyhow!("du of {} said {du:?}", path.display()))
+}
+
+/// The type of the filesystem that holds `path` ("ext4", "btrfs"), as findmnt names it.
+pub fn filesystem_type(path: &Path) -> Result<String> {
+    let fstype = run(Command::new("findmnt").args(["-n", "-o", "FSTYPE", "-T"]).arg(path))?;
+    Ok(fstype.trim().to_string())
+}
+
+/// Runs its closure when dropped: a scenario's clean-up, on every way out of it
+/// (an error, a Ctrl-C noticed between steps).
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }

@@ -10,11 +10,12 @@ use anyhow::{Context, Result};
 use crate::manager::Template;
 
 /// LXC's config for a container: the work sysc does, no network, privileged.
-pub fn lxc_config(full: &str, rootfs: &Path, template: Template) -> String {
+/// `storage` is the rootfs's LXC storage type: "btrfs" or "dir".
+pub fn lxc_config(full: &str, storage: &str, rootfs: &Path, template: Template) -> String {
     format!(
         "# sysc-bench: privileged (no idmap), no network, the same init and halt signal as sysc\n\
          lxc.uts.name = {full}\n\
-         lxc.rootfs.path = btrfs:{rootfs}\n\
+         lxc.rootfs.path = {storage}:{rootfs}\n\
          lxc.init.cmd = /sbin/init\n\
          lxc.signal.halt = {halt}\n\
          lxc.net.0.type = empty\n\
