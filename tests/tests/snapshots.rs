@@ -112,6 +112,8 @@ fn a_deleted_container_takes_its_snapshots_along() {
     d.ok(&["snapshot", "create", "c1", "s1"]);
     let volumes = d.pool_dir().join("snapshots/c1");
     assert!(volumes.join("s0/rootfs/bin/busybox").exists());
+    let write = std::fs::write(volumes.join("s0/rootfs/root/late"), "x");
+    assert!(write.is_err(), "a btrfs snapshot is read-only");
     let err = d.fails(&["delete", "c1"]);
     assert!(err.contains("running"), "{err}");
     assert!(volumes.join("s1").exists());

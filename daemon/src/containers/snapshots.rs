@@ -117,8 +117,9 @@ impl Manager {
             config: record.config.clone(),
             taken_running: running,
         };
+        // Not flushed yet: after a crash, recovery removes a snapshot volume whose record
+        // did not reach the disk, so the one flush below (of the Ready record) suffices.
         self.db.insert_snapshot(&snapshot)?;
-        self.db.flush().await?;
         let taken = self
             .clone_frozen(
                 record,
@@ -318,8 +319,13 @@ impl Manager {
         }
         for (pool, storage) in self.pools.all() {
             for volume in storage.list(VolumeKind::Snapshot)? {
-                if crate::storage::is_temporary(&volume) {
-                    tracing::info!(pool = %pool, volume = %volume, "removing a temporary snapshot volume");
+                let Some((container, snapshot)) = volume.split_once('/') else {
+                    continue;
+                };
+                let recorded = self.db.snapshot(container, snapshot)?.is_some()
+                    && self.db.container(container)?.is_some_and(|c| c.pool == pool);
+                if crate::storage::is_temporary(&volume) || !recorded {
+                    tracing::info!(pool = %pool, volume = %volume, "removing a snapshot volume an interrupted change left");
                     storage.delete(VolumeKind::Snapshot, &volume)?;
                 }
             }

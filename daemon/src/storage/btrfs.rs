@@ -48,12 +48,7 @@ impl Driver for Btrfs {
         let source = self.path(from.0, from.1);
         let path = self.path(to.0, to.1);
         ensure_parent(&path)?;
-        let mut args: Vec<&std::ffi::OsStr> = vec!["-q".as_ref(), "subvolume".as_ref(), "snapshot".as_ref()];
-        if to.0 == VolumeKind::Snapshot {
-            args.push("-r".as_ref());
-        }
-        args.extend([source.as_os_str(), path.as_os_str()]);
-        run("btrfs", &args)?;
+        super::btrfs_ioctl::snapshot(&source, &path, to.0 == VolumeKind::Snapshot)?;
         Ok(path)
     }
 

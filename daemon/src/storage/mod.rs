@@ -4,6 +4,7 @@
 //! an image). A volume holds `rootfs/` plus metadata files.
 
 mod btrfs;
+mod btrfs_ioctl;
 mod command;
 mod dir;
 mod pool;
