@@ -290,3 +290,34 @@ fn concurrent_snapshots_and_exports_from_cron_all_succeed() {
     }
     d.ok(&["delete", "--force", "c1", "i0", "i1"]);
 }
+
+#[test]
+fn export_shows_progress_on_a_terminal_and_nothing_under_cron() {
+    let d = Daemon::start();
+    let files = tempfile::tempdir().unwrap();
+    d.ok(&["create", "busybox", "c1"]);
+    let rootfs = d.pool_dir().join("containers/c1/rootfs");
+    for n in 0..6 {
+        std::fs::write(rootfs.join(format!("root/blob{n}")), vec![n as u8; 64 << 20]).unwrap();
+    }
+    // As cron runs it: no terminal, so nothing on stdout or stderr when all is well.
+    let quiet = files.path().join("quiet.tar");
+    let cron = d.sysc(&["export", "c1", quiet.to_str().unwrap(), "--compression", "none"]);
+    assert!(cron.success(), "{}", cron.stderr);
+    assert_eq!((cron.stdout.as_str(), cron.stderr.as_str()), ("", ""));
+
+    let shown = files.path().join("shown.tar");
+    let mut term = sysc_tests::Terminal::spawn(
+        d.command(&["export", "c1", shown.to_str().unwrap(), "--compression", "none"]),
+        24,
+        120,
+    );
+    term.expect("Exporting c1", std::time::Duration::from_secs(30));
+    term.expect("MiB/", std::time::Duration::from_secs(30));
+    assert_eq!(term.wait(std::time::Duration::from_secs(60)), 0);
+    assert_eq!(
+        std::fs::metadata(&shown).unwrap().len(),
+        std::fs::metadata(&quiet).unwrap().len()
+    );
+    d.ok(&["delete", "c1"]);
+}

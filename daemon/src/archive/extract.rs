@@ -19,7 +19,7 @@ use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 
 use super::error::{ArchiveError, io_failed, show};
 use super::input::Probe;
-use super::meta::{Kind, Meta, components};
+use super::meta::{Kind, Manifest, Meta, components};
 use super::reader::Member;
 use super::walk::{host_path, is_dir};
 use super::{BUF_SIZE, Counter, xattr};
@@ -101,9 +101,11 @@ impl Extractor {
         })
     }
 
+    /// `manifest` is given the content of regular files.
     pub(super) fn add<R: Read>(
         &mut self,
         member: &mut Member<'_, R>,
+        manifest: &mut Manifest,
         probe: &Probe,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ArchiveError> {
@@ -138,7 +140,7 @@ impl Extractor {
             path: &path,
         };
         match (member.meta.kind, source) {
-            (Kind::File, _) => self.files.file(&at, member, probe, progress),
+            (Kind::File, _) => self.files.file(&at, member, manifest, probe, progress),
             (Kind::Dir, _) => {
                 make_dir(&at)?;
                 self.files.dirs.push(DirFix::new(target, rel.to_vec(), member)?);
@@ -300,6 +302,7 @@ impl Files {
         &mut self,
         at: &At<'_>,
         member: &mut Member<'_, R>,
+        manifest: &mut Manifest,
         probe: &Probe,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ArchiveError> {
@@ -308,12 +311,12 @@ impl Files {
         let fd = openat(at.dir, at.name, flags, Mode::from_bits_truncate(0o600)).map_err(|e| at.create_error(e))?;
         let mut file = File::from(fd);
         let counter = &mut self.counter;
-        let sha256 = member.copy_content(&mut self.buf, probe, &mut |chunk| {
+        member.copy_content(&mut self.buf, probe, &mut |chunk| {
+            manifest.add_content(chunk);
             file.write_all(chunk).map_err(io_failed("write", at.host))?;
             counter.add(chunk.len(), progress);
             Ok(())
         })?;
-        member.verify(sha256)?;
         // Owner before mode (a chown clears setuid), extended attributes after both (a
         // chown or a write clears security.capability).
         fchown(&file, Some(uid), Some(gid)).map_err(io_failed("set the owner of", at.host))?;

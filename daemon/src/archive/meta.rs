@@ -7,7 +7,7 @@ use tar::EntryType;
 /// The name of the last entry. Reserved: no tree or file may be archived under it.
 pub(super) const END_MARKER: &[u8] = b".sysc-end";
 
-const FORMAT: &str = "sysc-archive 1";
+const FORMAT: &str = "sysc-archive 2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -92,12 +92,16 @@ pub(super) fn components(path: &[u8]) -> Option<Vec<&[u8]>> {
     Some(parts)
 }
 
-/// Count and digest of the entries before the end marker; the writer records them in the
+/// Count and digests of the entries before the end marker; the writer records them in the
 /// marker and the reader compares.
 #[derive(Default)]
 pub(super) struct Manifest {
     hasher: Sha256,
     entries: u64,
+    /// All regular-file content in archive order. One digest for the whole archive rather
+    /// than one per file lets the writer read each file once, hashing as it copies: a
+    /// per-file checksum would have to be in the header, before the content.
+    content: Sha256,
 }
 
 impl Manifest {
@@ -123,15 +127,28 @@ impl Manifest {
         }
     }
 
+    /// Some of a regular file's content. No boundaries between files are needed: each
+    /// file's size is in the metadata digest.
+    pub(super) fn add_content(&mut self, bytes: &[u8]) {
+        self.content.update(bytes);
+    }
+
     pub(super) fn end_marker(&self) -> Vec<u8> {
-        let digest = hex::encode(self.hasher.clone().finalize());
-        format!("{FORMAT}\nentries {}\nsha256 {digest}\n", self.entries).into_bytes()
+        let (entries, metadata, content) = self.lines();
+        format!("{FORMAT}\n{entries}\n{metadata}\n{content}\n").into_bytes()
+    }
+
+    fn lines(&self) -> (String, String, String) {
+        (
+            format!("entries {}", self.entries),
+            format!("sha256 {}", hex::encode(self.hasher.clone().finalize())),
+            format!("content-sha256 {}", hex::encode(self.content.clone().finalize())),
+        )
     }
 
     /// Compares an end marker read from an archive with the entries read before it.
     pub(super) fn check(&self, marker: &[u8]) -> Result<(), String> {
-        let expected = self.end_marker();
-        if marker == expected {
+        if marker == self.end_marker() {
             return Ok(());
         }
         let text = String::from_utf8_lossy(marker);
@@ -139,13 +156,21 @@ impl Manifest {
         if lines.next() != Some(FORMAT) {
             return Err("unknown format in the end marker".into());
         }
-        let counted = lines.next().and_then(|l| l.strip_prefix("entries ")).unwrap_or("?");
-        if counted != self.entries.to_string() {
+        let (entries, metadata, content) = self.lines();
+        let line = lines.next().unwrap_or_default();
+        if line != entries {
+            let counted = line.strip_prefix("entries ").unwrap_or("?");
             return Err(format!(
                 "the end marker counts {counted} entries, {} were read",
                 self.entries
             ));
         }
-        Err("the entries do not match the digest in the end marker".into())
+        if lines.next() != Some(metadata.as_str()) {
+            return Err("the entries do not match the digest in the end marker".into());
+        }
+        if lines.next() != Some(content.as_str()) {
+            return Err("file contents do not match their checksum".into());
+        }
+        Err("malformed end marker".into())
     }
 }

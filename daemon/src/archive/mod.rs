@@ -6,15 +6,16 @@
 //! with its content checksum:
 //! - GNU headers (GNU long-name and long-link records past 100 bytes), numeric ids only;
 //!   a tree's directory comes before its contents.
-//! - Before an entry that needs one, a PAX extended header with `SYSC.sha256` (hex SHA-256
-//!   of a regular file's content; every regular file has one), `SCHILY.xattr.<name>` (an
+//! - Before an entry that needs one, a PAX extended header with `SCHILY.xattr.<name>` (an
 //!   extended attribute, raw value; `%` and `=` in the name escaped as `%25` and `%3D`,
 //!   as GNU tar does) and `mtime` (`<seconds>.<nanoseconds>`, when there are nanoseconds).
 //! - Hard links after the first occurrence of an inode are link entries naming the first
 //!   path; links never cross from one tree (`add_tree` call) to another.
-//! - The last entry is the regular file `.sysc-end`, holding `sysc-archive 1`, `entries
-//!   N` and `sha256 HEX` lines: the number of entries before it and a digest of their
-//!   metadata (see `meta::Manifest`), so that a lost or damaged header is noticed too.
+//! - The last entry is the regular file `.sysc-end`, holding `sysc-archive 2`, `entries
+//!   N`, `sha256 HEX` and `content-sha256 HEX` lines: the number of entries before it, a
+//!   digest of their metadata (see `meta::Manifest`), so that a lost or damaged header is
+//!   noticed too, and the SHA-256 of the content of all regular files before it, one
+//!   after the other in archive order.
 //! - Then the tar end (two zero blocks), and nothing else.
 
 mod error;
@@ -40,8 +41,8 @@ pub enum Compression {
     Zstd,
 }
 
-/// Copy buffer size, and the largest file the writer reads only once.
-const BUF_SIZE: usize = 256 * 1024;
+/// Copy buffer size, and the size of the buffers before the output and after the input.
+const BUF_SIZE: usize = 1 << 20;
 
 /// File bytes between two progress reports.
 const PROGRESS_STEP: u64 = 4 << 20;

@@ -2,15 +2,12 @@
 //! splits records at newline bytes, which breaks binary values such as a
 //! `security.capability` that happens to contain 0x0a.
 
-const SHA256: &[u8] = b"SYSC.sha256";
 const MTIME: &[u8] = b"mtime";
 const XATTR: &[u8] = b"SCHILY.xattr.";
 
 /// What an entry's PAX header says about it.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Extensions {
-    /// SHA-256 of a regular file's content.
-    pub sha256: Option<[u8; 32]>,
     /// Modification time with nanoseconds, when they are not zero.
     pub mtime: Option<(u64, u32)>,
     /// Extended attributes (name, value), in name order.
@@ -21,9 +18,6 @@ impl Extensions {
     /// The PAX header content; empty when there is nothing to say.
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        if let Some(sha) = &self.sha256 {
-            push_record(&mut out, SHA256, hex::encode(sha).as_bytes());
-        }
         if let Some((secs, nanos)) = self.mtime {
             push_record(&mut out, MTIME, format!("{secs}.{nanos:09}").as_bytes());
         }
@@ -47,11 +41,7 @@ impl Extensions {
         while !data.is_empty() {
             let (key, value, rest) = split_record(data).ok_or("malformed pax header")?;
             data = rest;
-            if key == SHA256 {
-                let mut sha = [0; 32];
-                hex::decode_to_slice(value, &mut sha).map_err(|_| "malformed checksum")?;
-                ext.sha256 = Some(sha);
-            } else if key == MTIME {
+            if key == MTIME {
                 ext.mtime = Some(parse_time(value).ok_or("malformed mtime")?);
             } else if let Some(name) = key.strip_prefix(XATTR) {
                 ext.xattrs.push((unescape(name), value.to_vec()));

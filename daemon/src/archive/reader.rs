@@ -1,7 +1,6 @@
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
 use tar::{Archive, Entries, EntryType};
 
 use super::error::{ArchiveError, show};
@@ -58,12 +57,13 @@ impl<R: Read> Reader<R> {
         }
         let mut content = Vec::with_capacity(size as usize);
         let mut buf = vec![0; 64 * 1024];
-        let sha256 = member.copy_content(&mut buf, &self.probe, &mut |chunk| {
+        let manifest = &mut self.manifest;
+        member.copy_content(&mut buf, &self.probe, &mut |chunk| {
+            manifest.add_content(chunk);
             content.extend_from_slice(chunk);
             Ok(())
         })?;
-        member.verify(sha256)?;
-        self.manifest.add(&member.meta);
+        manifest.add(&member.meta);
         // tar-rs skips an entry's padding when it reads the next header, but the next
         // header is read by a new `Archive`, which starts where this one stopped.
         self.stream.skip_padding(size)?;
@@ -84,7 +84,9 @@ impl<R: Read> Reader<R> {
     /// On any error the destinations are left as they are, for the caller to delete.
     ///
     /// At the end, verifies the end marker is present (missing = truncated), that it
-    /// matches the entries read, and that nothing follows it.
+    /// matches the entries read and their content, and that nothing follows it. Content
+    /// is only known good then: an error leaves what was extracted for the caller to
+    /// delete anyway.
     /// `progress`: cumulative file bytes extracted.
     pub fn extract(mut self, targets: &[(String, PathBuf)], progress: &mut dyn FnMut(u64)) -> Result<(), ArchiveError> {
         let mut extractor = Extractor::new(targets)?;
@@ -107,7 +109,7 @@ impl<R: Read> Reader<R> {
                 break member.meta.size;
             }
             self.manifest.add(&member.meta);
-            extractor.add(&mut member, &self.probe, progress)?;
+            extractor.add(&mut member, &mut self.manifest, &self.probe, progress)?;
         };
         self.stream.check_end(marker_size)?;
         extractor.finish(progress)
@@ -122,14 +124,13 @@ pub(super) struct Member<'a, R: Read> {
 }
 
 impl<R: Read> Member<'_, R> {
-    /// Streams the content to `sink` in chunks of at most `buf`'s size; returns its SHA-256.
+    /// Streams the content to `sink` in chunks of at most `buf`'s size.
     pub(super) fn copy_content(
         &mut self,
         buf: &mut [u8],
         probe: &Probe,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), ArchiveError>,
-    ) -> Result<[u8; 32], ArchiveError> {
-        let mut hasher = Sha256::new();
+    ) -> Result<(), ArchiveError> {
         let mut left = self.meta.size;
         while left > 0 {
             let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -142,20 +143,10 @@ impl<R: Read> Member<'_, R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(probe.error(e)),
             };
-            hasher.update(&buf[..n]);
             sink(&buf[..n])?;
             left -= n as u64;
         }
-        Ok(hasher.finalize().into())
-    }
-
-    /// Compares a checksum computed by `copy_content` with the one the archive records.
-    pub(super) fn verify(&self, sha256: [u8; 32]) -> Result<(), ArchiveError> {
-        match self.ext.sha256 {
-            Some(recorded) if recorded == sha256 => Ok(()),
-            Some(_) => Err(ArchiveError::entry(&self.meta.path, "checksum mismatch")),
-            None => Err(ArchiveError::entry(&self.meta.path, "has no checksum")),
-        }
+        Ok(())
     }
 }
 

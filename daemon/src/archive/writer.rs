@@ -1,16 +1,15 @@
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, readlinkat};
 use nix::sys::stat::{Mode, fstat, major, minor};
-use sha2::{Digest, Sha256};
-use tar::{Builder, EntryType, Header};
+use tar::{EntryType, Header};
 
 use super::error::{ArchiveError, io_failed, show};
 use super::meta::{END_MARKER, Kind, Manifest, Meta, components};
@@ -19,18 +18,26 @@ use super::walk::{Node, host_path, walk};
 use super::xattr;
 use super::{BUF_SIZE, Compression, Counter};
 
-/// Room for a link name in a tar header; longer ones go in a GNU long-link record.
-const LINK_FIELD: usize = 100;
+/// Room for a name or a link name in a tar header; longer ones go in a GNU long-name or
+/// long-link record.
+const NAME_FIELD: usize = 100;
+
+/// The tar block: headers take one, content is padded to whole ones.
+const BLOCK: u64 = 512;
 
 /// zstd's own default level.
 const ZSTD_LEVEL: i32 = 3;
 
+/// The most zstd worker threads: this thread, reading and hashing the files, keeps about
+/// that many level-3 workers busy, and each worker holds several MiB of buffers.
+const MAX_ZSTD_WORKERS: usize = 4;
+
 /// Writes an archive to `out` (which is a channel writer to a gRPC stream in production).
 /// After an error, what was written is not a valid archive: drop the writer.
 pub struct Writer<W: Write> {
-    // Buffered: tar-rs writes 512-byte headers and 8 KiB chunks, and both zstd and the
-    // stream do better with fewer, larger writes.
-    tar: Builder<BufWriter<Output<W>>>,
+    // Buffered: headers are 512-byte writes and most files are small, and both zstd and
+    // the stream do better with fewer, larger writes.
+    out: BufWriter<Output<W>>,
     manifest: Manifest,
     counter: Counter,
     buf: Vec<u8>,
@@ -64,11 +71,14 @@ impl<W: Write> Writer<W> {
             Compression::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(ArchiveError::Output)?;
                 encoder.include_checksum(true).map_err(ArchiveError::Output)?;
+                // Compressing in worker threads leaves this one to read and hash.
+                let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_ZSTD_WORKERS));
+                encoder.multithread(workers as u32).map_err(ArchiveError::Output)?;
                 Output::Zstd(encoder)
             }
         };
         Ok(Writer {
-            tar: Builder::new(BufWriter::with_capacity(BUF_SIZE, out)),
+            out: BufWriter::with_capacity(BUF_SIZE, out),
             manifest: Manifest::default(),
             counter: Counter::default(),
             buf: vec![0; BUF_SIZE],
@@ -77,10 +87,6 @@ impl<W: Write> Writer<W> {
 
     /// A small regular file (backup.yaml), mode 0600, owner 0:0.
     pub fn add_bytes(&mut self, path: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let ext = Extensions {
-            sha256: Some(Sha256::digest(bytes).into()),
-            ..Extensions::default()
-        };
         let meta = Meta {
             kind: Kind::File,
             path: archive_path(path)?,
@@ -91,19 +97,18 @@ impl<W: Write> Writer<W> {
             mtime: now(),
             size: bytes.len() as u64,
             dev: (0, 0),
-            pax: ext.encode(),
+            pax: Vec::new(),
         };
-        append(&mut self.tar, &meta, &mut &bytes[..]).map_err(ArchiveError::Output)?;
-        self.manifest.add(&meta);
-        Ok(())
+        self.manifest.add_content(bytes);
+        self.append(&meta, bytes)
     }
 
     /// The tree under `dir` (dir itself becomes entry `prefix/`), e.g. prefix "rootfs" or
     /// "snapshots/snap0/rootfs". `progress` is called with the number of file bytes
     /// archived so far (cumulative over this Writer's life) every few MiB and at the end.
     ///
-    /// Sockets are skipped. A regular file that changes while it is archived is an error,
-    /// so a running container's tree may not be archivable.
+    /// Sockets are skipped. A regular file whose size changes while it is archived is an
+    /// error, so a running container's tree may not be archivable.
     pub fn add_tree(&mut self, prefix: &str, dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<(), ArchiveError> {
         let prefix = archive_path(prefix)?;
         let mut links = HashMap::new();
@@ -112,7 +117,8 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// Writes the end marker and the compression trailer; returns the inner writer.
+    /// Writes the end marker, the tar end and the compression trailer; returns the inner
+    /// writer.
     pub fn finish(mut self) -> Result<W, ArchiveError> {
         let marker = self.manifest.end_marker();
         let meta = Meta {
@@ -127,9 +133,15 @@ impl<W: Write> Writer<W> {
             dev: (0, 0),
             pax: Vec::new(),
         };
-        append(&mut self.tar, &meta, &mut &marker[..]).map_err(ArchiveError::Output)?;
-        let out = self.tar.into_inner().map_err(ArchiveError::Output)?;
-        match out.into_inner().map_err(|e| ArchiveError::Output(e.into_error()))? {
+        write_headers(&mut self.out, &meta)
+            .and_then(|()| write_padded(&mut self.out, &marker))
+            .and_then(|()| self.out.write_all(&[0; 2 * BLOCK as usize]))
+            .map_err(ArchiveError::Output)?;
+        match self
+            .out
+            .into_inner()
+            .map_err(|e| ArchiveError::Output(e.into_error()))?
+        {
             Output::Plain(mut w) => w.flush().map(|()| w).map_err(ArchiveError::Output),
             Output::Zstd(w) => w.finish().map_err(ArchiveError::Output),
         }
@@ -155,12 +167,12 @@ impl<W: Write> Writer<W> {
             // Sockets: nothing to restore, their server makes them anew.
             _ => return Ok(()),
         };
-        let mut path = prefix.to_vec();
+        let mut path = Vec::with_capacity(prefix.len() + 1 + node.rel.len());
+        path.extend_from_slice(prefix);
         if !node.rel.is_empty() {
             path.push(b'/');
             path.extend_from_slice(node.rel);
         }
-        let host_file = host_path(root, node.rel);
         let inode = (st.st_dev, st.st_ino);
         let mut meta = Meta {
             kind,
@@ -178,39 +190,37 @@ impl<W: Write> Writer<W> {
         if let Some(first) = links.get(&inode).filter(|_| linked) {
             meta.kind = Kind::HardLink;
             meta.link = first.clone();
-            append(&mut self.tar, &meta, &mut io::empty()).map_err(ArchiveError::Output)?;
-            self.manifest.add(&meta);
-            return Ok(());
+            return self.append(&meta, &[]);
         }
         let first_path = linked.then(|| meta.path.clone());
-        let ext = Extensions {
-            sha256: None,
-            mtime: (st.st_mtime >= 0 && st.st_mtime_nsec > 0).then_some((meta.mtime, st.st_mtime_nsec as u32)),
-            xattrs: xattr::list(&xattr::at(node.dir, node.name))
-                .map_err(io_failed("read extended attributes of", &host_file))?,
+        let file = match kind {
+            Kind::File => match open_file(node).map_err(failed("open", root, node.rel))? {
+                Some(file) => Some(file),
+                None => return Ok(()),
+            },
+            _ => None,
         };
+        let xattrs = match &file {
+            Some(file) => xattr::list_fd(file.as_fd()),
+            None => xattr::list(&xattr::at(node.dir, node.name)),
+        };
+        let ext = Extensions {
+            mtime: (st.st_mtime >= 0 && st.st_mtime_nsec > 0).then_some((meta.mtime, st.st_mtime_nsec as u32)),
+            xattrs: xattrs.map_err(failed("read extended attributes of", root, node.rel))?,
+        };
+        meta.pax = ext.encode();
         match kind {
-            Kind::File => {
-                let flags =
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-                let file = match openat(node.dir, node.name, flags, Mode::empty()) {
-                    Ok(fd) => File::from(fd),
-                    Err(Errno::ENOENT) => return Ok(()),
-                    Err(e) => return Err(io_failed("open", &host_file)(e)),
-                };
-                self.add_file(meta, ext, file, &host_file, progress)?;
-            }
             Kind::Symlink => {
                 meta.link = readlinkat(node.dir, node.name)
-                    .map_err(io_failed("read link", &host_file))?
+                    .map_err(failed("read link", root, node.rel))?
                     .into_vec();
-                self.add_other(meta, ext)?;
             }
-            Kind::Char | Kind::Block => {
-                meta.dev = (major(st.st_rdev) as u32, minor(st.st_rdev) as u32);
-                self.add_other(meta, ext)?;
-            }
-            Kind::Dir | Kind::Fifo | Kind::HardLink => self.add_other(meta, ext)?,
+            Kind::Char | Kind::Block => meta.dev = (major(st.st_rdev) as u32, minor(st.st_rdev) as u32),
+            _ => {}
+        }
+        match file {
+            Some(file) => self.add_file(meta, file, root, node.rel, progress)?,
+            None => self.append(&meta, &[])?,
         }
         if let Some(path) = first_path {
             links.insert(inode, path);
@@ -218,67 +228,60 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// Copies the file into the archive, reading it once: its size goes in the header
+    /// first, so a file whose size changes while it is read cannot be archived.
     fn add_file(
         &mut self,
         mut meta: Meta,
-        mut ext: Extensions,
         mut file: File,
-        host_path: &Path,
+        root: &Path,
+        rel: &[u8],
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), ArchiveError> {
-        let st = fstat(&file).map_err(io_failed("stat", host_path))?;
+        let changed = || failed("archive", root, rel)(io::Error::other("file changed while being read"));
+        let st = fstat(&file).map_err(failed("stat", root, rel))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(changed(host_path));
+            return Err(changed());
         }
-        let first = read_full(&mut file, &mut self.buf).map_err(io_failed("read", host_path))?;
-        if first < self.buf.len() {
-            // All of it is in the buffer: read once, it cannot change between hash and copy.
-            ext.sha256 = Some(Sha256::digest(&self.buf[..first]).into());
-            meta.size = first as u64;
-            meta.pax = ext.encode();
-            append(&mut self.tar, &meta, &mut &self.buf[..first]).map_err(ArchiveError::Output)?;
-            self.counter.add(first, progress);
-        } else {
-            // The checksum goes in the header, before the content: one pass to hash, one
-            // to copy, which hashes again to notice a change in between.
-            let mut hasher = Sha256::new();
-            let mut size = 0;
-            let mut n = first;
-            while n > 0 {
-                hasher.update(&self.buf[..n]);
-                size += n as u64;
-                n = read_full(&mut file, &mut self.buf).map_err(io_failed("read", host_path))?;
-            }
-            let sha: [u8; 32] = hasher.finalize().into();
-            ext.sha256 = Some(sha);
-            meta.size = size;
-            meta.pax = ext.encode();
-            file.rewind().map_err(io_failed("read", host_path))?;
-            let mut content = Content {
-                file: &mut file,
-                left: size,
-                hasher: Sha256::new(),
-                failed: None,
-                counter: &mut self.counter,
-                progress,
+        meta.size = st.st_size.max(0) as u64;
+        write_headers(&mut self.out, &meta).map_err(ArchiveError::Output)?;
+        let mut left = meta.size;
+        loop {
+            // A byte more than is left, to see a file that grew.
+            let want = usize::try_from(left.saturating_add(1)).map_or(self.buf.len(), |n| n.min(self.buf.len()));
+            let n = match file.read(&mut self.buf[..want]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(failed("read", root, rel)(e)),
             };
-            let written = append(&mut self.tar, &meta, &mut content);
-            if let Some(e) = content.failed.take() {
-                return Err(io_failed("read", host_path)(e));
+            if n as u64 > left || (n == 0 && left > 0) {
+                return Err(changed());
             }
-            written.map_err(ArchiveError::Output)?;
-            if content.hasher.finalize()[..] != sha {
-                return Err(changed(host_path));
+            if n == 0 {
+                break;
+            }
+            let chunk = &self.buf[..n];
+            self.manifest.add_content(chunk);
+            self.out.write_all(chunk).map_err(ArchiveError::Output)?;
+            self.counter.add(n, progress);
+            left -= n as u64;
+            // A short read of a regular file is its end: no further read to see it did
+            // not grow.
+            if left == 0 && n < want {
+                break;
             }
         }
+        pad(&mut self.out, meta.size).map_err(ArchiveError::Output)?;
         self.manifest.add(&meta);
         Ok(())
     }
 
-    fn add_other(&mut self, mut meta: Meta, ext: Extensions) -> Result<(), ArchiveError> {
-        meta.pax = ext.encode();
-        append(&mut self.tar, &meta, &mut io::empty()).map_err(ArchiveError::Output)?;
-        self.manifest.add(&meta);
+    /// Writes an entry whose content is at hand (none but for `add_bytes`), and records it.
+    fn append(&mut self, meta: &Meta, content: &[u8]) -> Result<(), ArchiveError> {
+        write_headers(&mut self.out, meta)
+            .and_then(|()| write_padded(&mut self.out, content))
+            .map_err(ArchiveError::Output)?;
+        self.manifest.add(meta);
         Ok(())
     }
 }
@@ -299,9 +302,28 @@ pub fn tree_size(dir: &Path) -> u64 {
     total
 }
 
-/// Writes one entry: its PAX header if it has one, a GNU long-link record if its link
-/// name is long (tar-rs writes the long-name record itself), its header, its content.
-fn append<W: Write>(tar: &mut Builder<W>, meta: &Meta, data: &mut dyn Read) -> io::Result<()> {
+/// Opens a regular file of the tree for reading; None if it is gone.
+fn open_file(node: &Node<'_>) -> nix::Result<Option<File>> {
+    // O_NONBLOCK: if the file was replaced by a FIFO since the walk saw it, the open must
+    // not wait for a writer (fstat then tells it is no longer a regular file).
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    // O_NOATIME: reading a whole tree should not also write an access time into each of
+    // its inodes. Only the file's owner or CAP_FOWNER may; others get EPERM.
+    let opened = match openat(node.dir, node.name, flags | OFlag::O_NOATIME, Mode::empty()) {
+        Err(Errno::EPERM) => openat(node.dir, node.name, flags, Mode::empty()),
+        opened => opened,
+    };
+    match opened {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes an entry's headers: its PAX header if it has one, GNU long-link and long-name
+/// records if its link or path do not fit in the header, and its header. Its content,
+/// padded, is to follow.
+fn write_headers(out: &mut dyn Write, meta: &Meta) -> io::Result<()> {
     if !meta.pax.is_empty() {
         let mut header = Header::new_ustar();
         set_name(&mut header, b"././@PaxHeader");
@@ -310,7 +332,8 @@ fn append<W: Write>(tar: &mut Builder<W>, meta: &Meta, data: &mut dyn Read) -> i
         header.set_mtime(meta.mtime);
         header.set_size(meta.pax.len() as u64);
         header.set_cksum();
-        tar.append(&header, &meta.pax[..])?;
+        out.write_all(header.as_bytes())?;
+        write_padded(out, &meta.pax)?;
     }
     let mut header = Header::new_gnu();
     header.set_entry_type(meta.kind.entry_type());
@@ -323,22 +346,49 @@ fn append<W: Write>(tar: &mut Builder<W>, meta: &Meta, data: &mut dyn Read) -> i
         header.set_device_major(meta.dev.0)?;
         header.set_device_minor(meta.dev.1)?;
     }
+    // Names copied as they are: tar-rs's setters would normalize a symlink's target
+    // ("a//b/" to "a/b"), which must stay verbatim; paths are normalized already.
     if meta.kind.is_link() {
-        // Set by hand: tar-rs's set_link_name would normalize a symlink's target ("a//b/"
-        // to "a/b"), and it must stay verbatim.
-        let n = meta.link.len().min(LINK_FIELD);
+        let n = meta.link.len().min(NAME_FIELD);
         header.as_old_mut().linkname[..n].copy_from_slice(&meta.link[..n]);
-        if meta.link.len() > LINK_FIELD {
-            let mut long = Header::new_gnu();
-            set_name(&mut long, b"././@LongLink");
-            long.set_entry_type(EntryType::GNULongLink);
-            long.set_mode(0o644);
-            long.set_size(meta.link.len() as u64 + 1);
-            long.set_cksum();
-            tar.append(&long, (&meta.link[..]).chain(&[0u8][..]))?;
+        if meta.link.len() > NAME_FIELD {
+            write_long(out, EntryType::GNULongLink, &meta.link)?;
         }
     }
-    tar.append_data(&mut header, Path::new(OsStr::from_bytes(&meta.path)), data)
+    let n = meta.path.len().min(NAME_FIELD);
+    header.as_old_mut().name[..n].copy_from_slice(&meta.path[..n]);
+    if meta.path.len() > NAME_FIELD {
+        write_long(out, EntryType::GNULongName, &meta.path)?;
+    }
+    header.set_cksum();
+    out.write_all(header.as_bytes())
+}
+
+/// A GNU long-name or long-link record: the name and a NUL.
+fn write_long(out: &mut dyn Write, kind: EntryType, name: &[u8]) -> io::Result<()> {
+    let mut header = Header::new_gnu();
+    set_name(&mut header, b"././@LongLink");
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(name.len() as u64 + 1);
+    header.set_cksum();
+    out.write_all(header.as_bytes())?;
+    out.write_all(name)?;
+    out.write_all(&[0])?;
+    pad(out, name.len() as u64 + 1)
+}
+
+fn write_padded(out: &mut dyn Write, content: &[u8]) -> io::Result<()> {
+    out.write_all(content)?;
+    pad(out, content.len() as u64)
+}
+
+/// Zeros up to the end of the block, after `size` bytes of content.
+fn pad(out: &mut dyn Write, size: u64) -> io::Result<()> {
+    let padding = (BLOCK - size % BLOCK) % BLOCK;
+    out.write_all(&[0; BLOCK as usize][..padding as usize])
 }
 
 fn set_name(header: &mut Header, name: &[u8]) {
@@ -353,6 +403,9 @@ fn archive_path(path: &str) -> Result<Vec<u8>, ArchiveError> {
     if parts.first().is_none_or(|first| *first == END_MARKER) {
         return Err(ArchiveError::entry(path.as_bytes(), "is reserved or empty"));
     }
+    if path.contains('\0') {
+        return Err(ArchiveError::entry(path.as_bytes(), "has a NUL byte"));
+    }
     Ok(parts.join(&b'/'))
 }
 
@@ -360,60 +413,8 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn changed(path: &Path) -> ArchiveError {
-    io_failed("archive", path)(io::Error::other("file changed while being read"))
-}
-
-/// Fills `buf` as far as the file goes; returns how much it filled.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// A file's content for tar-rs to copy: exactly `left` more bytes, hashed and counted. A
-/// read failure is kept so that it can be told from a failure to write the archive.
-struct Content<'a> {
-    file: &'a mut File,
-    left: u64,
-    hasher: Sha256,
-    failed: Option<io::Error>,
-    counter: &'a mut Counter,
-    progress: &'a mut dyn FnMut(u64),
-}
-
-impl Read for Content<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        match self.file.read(&mut buf[..want]) {
-            Ok(0) => {
-                self.failed = Some(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while being read",
-                ));
-                Err(io::Error::other("file read failed"))
-            }
-            Ok(n) => {
-                self.hasher.update(&buf[..n]);
-                self.left -= n as u64;
-                self.counter.add(n, self.progress);
-                Ok(n)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => {
-                self.failed = Some(e);
-                Err(io::Error::other("file read failed"))
-            }
-        }
-    }
+/// For `map_err`: a failed `op` on the file at `rel` below `root`, whose host path is only
+/// made for the message.
+fn failed<'a, E: Into<io::Error>>(op: &'a str, root: &'a Path, rel: &'a [u8]) -> impl FnOnce(E) -> ArchiveError + 'a {
+    move |error| io_failed(op, &host_path(root, rel))(error)
 }

@@ -17,7 +17,6 @@ use nix::sys::time::TimeSpec;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
-use super::pax::Extensions;
 use super::{ArchiveError, Compression, Reader, Writer, tree_size, xattr};
 
 /// Deterministic bytes that zstd cannot shrink much.
@@ -149,13 +148,7 @@ impl Raw {
         raw
     }
 
-    /// A regular file with its checksum, as `Writer` writes them.
     fn file(&mut self, path: &[u8], content: &[u8]) -> &mut Raw {
-        let ext = Extensions {
-            sha256: Some(Sha256::digest(content).into()),
-            ..Extensions::default()
-        };
-        self.pax(&ext.encode());
         self.entry(EntryType::Regular, path, b"", content)
     }
 

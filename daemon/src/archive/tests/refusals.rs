@@ -1,5 +1,5 @@
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
@@ -68,15 +68,19 @@ fn a_changed_file_content_is_refused() {
     let at = find(&bytes, b"UNIQUE-CONTENT") + 700;
     bytes[at] ^= 1;
     let error = refused(&bytes);
-    assert_eq!(error.to_string(), "archive entry rootfs/file: checksum mismatch");
+    assert_eq!(
+        error.to_string(),
+        "archive is corrupt: file contents do not match their checksum"
+    );
 }
 
 #[test]
 fn a_changed_header_is_refused() {
     let mut bytes = exported(Compression::None);
-    // The name field of the entry after the backup.yaml (PAX header, header, content).
-    bytes[3 * 512 + 2] ^= 1;
-    assert!(refused(&bytes).to_string().contains("checksum mismatch"));
+    // The name field of the header after backup.yaml's (header, content).
+    bytes[2 * 512 + 2] ^= 1;
+    let error = refused(&bytes);
+    assert!(error.to_string().contains("checksum mismatch"), "{error}");
 }
 
 #[test]
@@ -310,6 +314,40 @@ fn a_full_disk_is_a_host_error() {
         disk.0.path().display()
     );
     assert_eq!(error.to_string(), expected);
+}
+
+/// A file of `source` bind-mounted at `target`, unmounted when dropped.
+struct Bind(PathBuf);
+
+impl Bind {
+    fn new(source: &Path, target: &Path) -> Bind {
+        fs::write(target, "").unwrap();
+        mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        Bind(target.to_path_buf())
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        umount2(&self.0, MntFlags::MNT_DETACH).unwrap();
+    }
+}
+
+#[test]
+fn a_file_whose_size_changes_while_read_is_a_host_error() {
+    // Files with more (procfs) or less (sysfs) content than their size says, as a file
+    // that grows or shrinks between its stat and its last read.
+    for source in ["/proc/version", "/sys/kernel/uevent_seqnum"] {
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        fs::create_dir(&src).unwrap();
+        let _bind = Bind::new(Path::new(source), &src.join("f"));
+        let mut writer = Writer::new(Vec::new(), Compression::None).unwrap();
+        let error = writer.add_tree("rootfs", &src, &mut |_| {}).unwrap_err();
+        assert!(!error.is_bad_input());
+        let expected = format!("archive {}/f: file changed while being read", src.display());
+        assert_eq!(error.to_string(), expected, "{source}");
+    }
 }
 
 /// Gives `left` bytes of `data`, then fails as a broken connection would.

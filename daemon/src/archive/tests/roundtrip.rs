@@ -1,4 +1,5 @@
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, lchown, symlink};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -174,6 +175,7 @@ fn an_archive_is_plain_tar_with_pax_records() {
     let bytes = export(Compression::None, &[("rootfs", &src)]);
     let mut archive = tar::Archive::new(&bytes[..]);
     let mut seen = Vec::new();
+    let mut marker = String::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let path = entry.path_bytes().into_owned();
@@ -181,19 +183,24 @@ fn an_archive_is_plain_tar_with_pax_records() {
             Some(records) => records.map(|r| r.unwrap().key().unwrap().to_string()).collect(),
             None => Vec::new(),
         };
+        if path == b".sysc-end" {
+            entry.read_to_string(&mut marker).unwrap();
+        }
         seen.push((String::from_utf8(path).unwrap(), keys));
     }
     let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let expected = [
-        ("backup.yaml".to_string(), strings(&["SYSC.sha256"])),
+        ("backup.yaml".to_string(), Vec::new()),
         ("rootfs".to_string(), strings(&["mtime"])),
-        (
-            "rootfs/f".to_string(),
-            strings(&["SYSC.sha256", "mtime", "SCHILY.xattr.user.k"]),
-        ),
+        ("rootfs/f".to_string(), strings(&["mtime", "SCHILY.xattr.user.k"])),
         (".sysc-end".to_string(), Vec::new()),
     ];
     assert_eq!(seen, expected);
+    let lines: Vec<&str> = marker.lines().collect();
+    assert_eq!(lines[..2], ["sysc-archive 2", "entries 3"]);
+    assert!(lines[2].starts_with("sha256 ") && lines[2].len() == 7 + 64, "{marker}");
+    let content = hex::encode(Sha256::digest(b"name: test\nhello"));
+    assert_eq!(lines[3..], [format!("content-sha256 {content}")]);
 }
 
 #[test]
