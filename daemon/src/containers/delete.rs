@@ -52,10 +52,8 @@ impl Manager {
         let container = name.to_string();
         let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
         blocking(move || {
-            for snapshot in storage.list(VolumeKind::Snapshot)? {
-                if snapshot.split('/').next() == Some(container.as_str()) {
-                    storage.delete(VolumeKind::Snapshot, &snapshot)?;
-                }
+            for snapshot in storage.snapshots_of(&container)? {
+                storage.delete(VolumeKind::Snapshot, &snapshot)?;
             }
             storage.remove_snapshot_dir(&container)?;
             storage.delete(VolumeKind::Container, &container)

@@ -177,11 +177,19 @@ pub trait Driver: Send + Sync {
         }
         let mut snapshots = Vec::new();
         for container in names {
-            for snapshot in subdirectories(&dir.join(&container))? {
-                snapshots.push(snapshot_volume(&container, &snapshot));
-            }
+            snapshots.extend(self.snapshots_of(&container)?);
         }
         Ok(snapshots)
+    }
+
+    /// The snapshot volumes of one container ("container/snapshot"), temporary ones
+    /// included.
+    fn snapshots_of(&self, container: &str) -> Result<Vec<String>> {
+        let dir = self.path(VolumeKind::Snapshot, container);
+        Ok(subdirectories(&dir)?
+            .into_iter()
+            .map(|snapshot| snapshot_volume(container, &snapshot))
+            .collect())
     }
 
     /// Moves every snapshot volume of a container to another container name.
