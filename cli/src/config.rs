@@ -4,10 +4,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::{self, IsTerminal};
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::ValueEnum;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -20,6 +19,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::connect::rpc_error;
+use crate::editor;
 use crate::format::{self, Layout, Listing, OutputFormat};
 use crate::lifecycle::{FailuresReported, parse_config_pair};
 
@@ -239,19 +239,10 @@ pub struct EditSession {
 impl EditSession {
     pub fn from_environment() -> Self {
         Self {
-            editor: editor_command(std::env::var("VISUAL").ok(), std::env::var("EDITOR").ok()),
+            editor: editor::from_environment(),
             interactive: io::stdin().is_terminal(),
         }
     }
-}
-
-/// $VISUAL, else $EDITOR, else vi; may hold arguments (`code --wait`), as a shell reads them.
-fn editor_command(visual: Option<String>, editor: Option<String>) -> String {
-    [visual, editor]
-        .into_iter()
-        .flatten()
-        .find(|command| !command.trim().is_empty())
-        .unwrap_or_else(|| "vi".to_string())
 }
 
 pub async fn edit(channel: Channel, name: String, session: EditSession) -> anyhow::Result<ExitCode> {
@@ -281,7 +272,7 @@ pub async fn edit(channel: Channel, name: String, session: EditSession) -> anyho
     let mut text = edit_header(&name) + &render_document(&original)?;
     loop {
         std::fs::write(file.path(), &text).with_context(|| format!("cannot write {}", file.path().display()))?;
-        run_editor(&editor, file.path()).await?;
+        editor::run(&editor, file.path(), "the configuration is unchanged").await?;
         let edited = std::fs::read(file.path()).with_context(|| format!("cannot read {}", file.path().display()))?;
         let edited = String::from_utf8_lossy(&edited).into_owned();
 
@@ -314,30 +305,6 @@ pub async fn edit(channel: Channel, name: String, session: EditSession) -> anyho
             }
         }
     }
-}
-
-/// Runs the editor through a shell, so `EDITOR="vim -u NONE"` works; the file is `$1`, so its
-/// name needs no quoting.
-async fn run_editor(editor: &str, path: &Path) -> anyhow::Result<()> {
-    // The shell also gets the Ctrl+C the editor handles (vim's, say), and a non-interactive
-    // dash dies of it, leaving the editor behind on the terminal. A trap that does nothing
-    // keeps it waiting; unlike an ignored signal, a trap is not inherited by the editor,
-    // which still ends on Ctrl+C if it does not handle it.
-    //
-    // Awaited rather than blocking: the signal driver keeps running, so a Ctrl+C meant for
-    // the editor is consumed now and not mistaken later for an answer to our prompt.
-    let status = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("trap : INT QUIT; {editor} \"$1\""))
-        .arg("--")
-        .arg(path)
-        .status()
-        .await
-        .context("cannot run the editor through sh")?;
-    if !status.success() {
-        bail!("the editor ({editor}) failed ({status}); the configuration is unchanged");
-    }
-    Ok(())
 }
 
 enum Answer {
@@ -636,33 +603,11 @@ mod tests {
         assert!(!is_refusal(&Status::unavailable("gone")));
     }
 
-    #[test]
-    fn editor_is_visual_then_editor_then_vi() {
-        let some = |s: &str| Some(s.to_string());
-        assert_eq!(editor_command(some("code --wait"), some("nano")), "code --wait");
-        assert_eq!(editor_command(None, some("nano")), "nano");
-        assert_eq!(editor_command(some(""), some("nano")), "nano");
-        assert_eq!(editor_command(some(" "), None), "vi");
-        assert_eq!(editor_command(None, None), "vi");
-    }
-
-    #[tokio::test]
-    async fn editor_gets_the_file_as_one_argument_and_may_have_arguments() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("with space's.yaml");
-        std::fs::write(&path, "config: {}\n").unwrap();
-        // An "editor" with arguments of its own, run on a name that needs quoting.
-        run_editor("sed -i -e s/{}/x/", &path).await.unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "config: x\n");
-
-        let err = run_editor("false", &path).await.unwrap_err().to_string();
-        assert!(err.starts_with("the editor (false) failed (exit status: 1)"), "{err}");
-    }
-
     mod against_a_daemon {
         use super::*;
         use crate::fake_daemon::{Call, FakeDaemon, container};
         use std::os::unix::fs::PermissionsExt;
+        use std::path::Path;
         use sysc_proto::v1::ContainerState;
 
         async fn daemon() -> FakeDaemon {

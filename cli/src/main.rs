@@ -7,9 +7,11 @@ mod config;
 mod connect;
 mod console;
 mod copy;
+mod editor;
 mod exec;
 #[cfg(test)]
 mod fake_daemon;
+mod file;
 mod format;
 mod images;
 mod info;
@@ -168,6 +170,16 @@ enum Command {
         /// Print what the console showed so far (its last 2 MiB at most) instead of attaching
         #[arg(long)]
         show_log: bool,
+    },
+    /// Push, pull, edit, list, make and delete files inside a container
+    ///
+    /// Works on running containers (paths as the container sees them, including what is
+    /// mounted inside it) and stopped ones. Paths are resolved inside the container's root:
+    /// no symlink or .. in the container leads outside it.
+    #[command(verbatim_doc_comment)]
+    File {
+        #[command(subcommand)]
+        command: file::FileCommand,
     },
     /// Take, list, restore and delete snapshots of containers
     ///
@@ -662,6 +674,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 snapshot::rename(daemon?, target, new_name).await
             }
         },
+        Command::File { command } => run_file(daemon?, command).await,
         Command::Export(args) => backup::export(daemon?, args.into()).await,
         Command::Import(args) => backup::import(daemon?, args.into()).await,
         Command::Template {
@@ -679,6 +692,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+async fn run_file(daemon: tonic::transport::Channel, command: file::FileCommand) -> anyhow::Result<()> {
+    use file::FileCommand;
+    let target = |text: &std::ffi::OsString| file::Target::parse(text).map_err(anyhow::Error::msg);
+    let targets = |texts: &[std::ffi::OsString]| file::parse_targets(texts).map_err(anyhow::Error::msg);
+    match command {
+        FileCommand::Push {
+            sources,
+            target: to,
+            options,
+        } => file::push(daemon, file::PushOptions::new(sources, target(&to)?, options)).await,
+        FileCommand::Pull {
+            sources,
+            dest,
+            recursive,
+            create_dirs,
+        } => {
+            let options = file::PullOptions {
+                sources: targets(&sources)?,
+                dest,
+                recursive,
+                create_dirs,
+            };
+            file::pull(daemon, options).await
+        }
+        FileCommand::Edit { target: at } => file::edit(daemon, target(&at)?).await,
+        FileCommand::Ls { target: at, format } => file::list(daemon, target(&at)?, format).await,
+        FileCommand::Mkdir {
+            targets: at,
+            parents,
+            owner,
+        } => file::mkdir(daemon, targets(&at)?, parents, owner).await,
+        FileCommand::Delete { targets: at, force } => file::delete(daemon, targets(&at)?, force).await,
+    }
 }
 
 /// Usage errors clap cannot see by itself, reported like its own (exit status 2) and before

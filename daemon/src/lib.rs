@@ -8,6 +8,7 @@ pub mod containers;
 pub mod db;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod fsutil;
 pub mod images;
 pub mod keys;

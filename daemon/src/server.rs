@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sysc_proto::v1::backups_server::BackupsServer;
 use sysc_proto::v1::containers_server::ContainersServer;
+use sysc_proto::v1::files_server::FilesServer;
 use sysc_proto::v1::images_server::ImagesServer;
 use sysc_proto::v1::server_server::ServerServer;
 use sysc_proto::v1::snapshots_server::SnapshotsServer;
@@ -14,7 +15,9 @@ use sysc_proto::v1::storage_server::StorageServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::api::{BackupsService, ContainersService, ImagesService, ServerService, SnapshotsService, StorageService};
+use crate::api::{
+    BackupsService, ContainersService, FilesService, ImagesService, ServerService, SnapshotsService, StorageService,
+};
 use crate::containers::Manager;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -63,6 +66,7 @@ pub async fn run(
     health.set_serving::<SnapshotsServer<SnapshotsService>>().await;
     health.set_serving::<BackupsServer<BackupsService>>().await;
     health.set_serving::<StorageServer<StorageService>>().await;
+    health.set_serving::<FilesServer<FilesService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sysc_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -85,6 +89,7 @@ pub async fn run(
         .add_service(SnapshotsServer::new(SnapshotsService::new(manager.clone())))
         .add_service(BackupsServer::new(BackupsService::new(manager.clone())))
         .add_service(StorageServer::new(StorageService::new(manager.clone())))
+        .add_service(FilesServer::new(FilesService::new(manager.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&settings.socket);

@@ -17,6 +17,8 @@ pub struct Settings {
     pub monitor_exe: PathBuf,
     /// The exec helper (sysc-exec), one per command run in a container.
     pub exec_exe: PathBuf,
+    /// The file helper (sysc-file), one per file request.
+    pub file_exe: PathBuf,
     pub templates_dir: PathBuf,
     pub template_cache: PathBuf,
 }

@@ -6,6 +6,7 @@ mod console;
 mod containers;
 mod convert;
 mod exec;
+mod files;
 mod images;
 mod server;
 mod snapshots;
@@ -14,6 +15,7 @@ mod storage;
 
 pub use backups::BackupsService;
 pub use containers::ContainersService;
+pub use files::FilesService;
 pub use images::ImagesService;
 pub use server::ServerService;
 pub use snapshots::SnapshotsService;

@@ -109,6 +109,7 @@ fn main() -> anyhow::Result<()> {
     };
     let monitor_exe = helper("sysc-monitor")?;
     let exec_exe = helper("sysc-exec")?;
+    let file_exe = helper("sysc-file")?;
     let settings = Settings {
         socket: args.socket.clone().unwrap_or_else(|| args.root.join("unix.socket")),
         cgroup: cgroup_config(&args)?,
@@ -117,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         idmap_base: args.idmap_base,
         monitor_exe,
         exec_exe,
+        file_exe,
         root: args.root.clone(),
         run_dir: args.run_dir.clone(),
     };

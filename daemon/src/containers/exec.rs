@@ -8,11 +8,12 @@ use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 
+use super::helper_process;
 use super::seqpacket::SeqPacket;
 use super::{Live, Manager};
 use crate::error::{Error, Result};
 use crate::exec::messages::{Fault, FromHelper};
-use crate::exec::spec::{CONTROL_FD, MAX_SPEC_BYTES};
+use crate::exec::spec::MAX_SPEC_BYTES;
 use crate::exec::{ExecSpec, WindowSize};
 use crate::keys::ENVIRONMENT_PREFIX;
 use crate::rootfs_files;
@@ -123,14 +124,6 @@ impl Manager {
         if encoded.len() > MAX_SPEC_BYTES {
             return Err(Error::InvalidArgument("command and environment are too large".into()));
         }
-        let (ours, theirs) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::SeqPacket,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| Error::internal("create the exec control socket", e))?;
-        let mut command = tokio::process::Command::new(&self.settings.exec_exe);
         let stdio = || {
             if spec.tty.is_some() {
                 Stdio::null()
@@ -138,31 +131,8 @@ impl Manager {
                 Stdio::piped()
             }
         };
-        command.stdin(stdio()).stdout(stdio()).stderr(stdio());
-        let control_fd = theirs.as_raw_fd();
-        // SAFETY: between fork and exec: dup2 and fcntl only.
-        unsafe {
-            command.pre_exec(move || {
-                if control_fd == CONTROL_FD {
-                    nix::fcntl::fcntl(
-                        std::os::fd::BorrowedFd::borrow_raw(CONTROL_FD),
-                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                    )?;
-                } else if libc::dup2(control_fd, CONTROL_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut helper = command
-            .spawn()
-            .map_err(|e| Error::internal(format!("run {}", self.settings.exec_exe.display()), e))?;
-        drop(theirs);
-        let control = SeqPacket::new(ours).map_err(|e| Error::internal("exec control socket", e))?;
-        control
-            .send(&encoded, &[])
-            .await
-            .map_err(|e| Error::internal("send the exec spec", e))?;
+        let (mut helper, control) =
+            helper_process::spawn(&self.settings.exec_exe, [stdio(), stdio(), stdio()], &encoded).await?;
 
         let (message, mut fds) = control
             .recv()

@@ -11,6 +11,8 @@ mod delete;
 mod exec;
 mod exits;
 mod export;
+pub mod files;
+mod helper_process;
 mod import;
 mod lifecycle;
 pub mod limits;

@@ -42,9 +42,14 @@ impl SeqPacket {
 
     /// The next message; empty when the peer closed its end.
     pub async fn recv(&self) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+        self.recv_up_to(4096).await
+    }
+
+    /// Like `recv`, for messages of up to `capacity` bytes.
+    pub async fn recv_up_to(&self, capacity: usize) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
         loop {
             let mut ready = self.fd.readable().await?;
-            match ready.try_io(|fd| fdpass::recv(fd.get_ref().as_fd()).map_err(io::Error::from)) {
+            match ready.try_io(|fd| fdpass::recv_up_to(fd.get_ref().as_fd(), capacity).map_err(io::Error::from)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }

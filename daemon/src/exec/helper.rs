@@ -6,9 +6,8 @@
 //! kills everything in the leaf.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use super::child;
 use super::child::internal;
 use super::messages::{Fault, FromHelper, ToHelper};
 use super::spec::{CONTROL_FD, ExecSpec, MAX_SPEC_BYTES};
-use crate::monitor::protocol::{Request, Response, encode};
+use crate::monitor::init_pidfd::{self, InitPidfdError};
 use crate::runtime::{fdpass, process};
 
 /// Runs the helper on the control socket at fd 3. Returns the helper's exit status.
@@ -126,23 +125,13 @@ fn run(spec: &ExecSpec, control: &OwnedFd) -> Result<(), child::Failure> {
 
 /// The init's pidfd, from the monitor (never a bare PID, which could be reused).
 fn init_pidfd(spec: &ExecSpec) -> Result<OwnedFd, child::Failure> {
-    let stream = UnixStream::connect(&spec.monitor_socket).map_err(|_| child::Failure {
-        fault: Fault::State,
-        message: format!("container {} is not running", spec.container),
-    })?;
-    (&stream)
-        .write_all(&encode(&Request::Pidfd))
-        .map_err(|e| internal("ask the monitor for the init", e))?;
-    let (answer, mut fds) = fdpass::recv(stream.as_fd()).map_err(|e| internal("read the init's pidfd", e))?;
-    if !fds.is_empty() {
-        return Ok(fds.remove(0));
-    }
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let message = match serde_json::from_str::<Response>(answer.lines().next().unwrap_or_default()) {
-        Ok(Response::Error { message }) => message,
-        _ => "the monitor sent no pidfd".into(),
-    };
-    Err(internal("get the container's init", message))
+    init_pidfd::request(&spec.monitor_socket).map_err(|e| match e {
+        InitPidfdError::NotRunning => child::Failure {
+            fault: Fault::State,
+            message: format!("container {} is not running", spec.container),
+        },
+        InitPidfdError::Failed(message) => internal("find the container's init", message),
+    })
 }
 
 /// A cgroup2 leaf under the container's cgroup for this one command.

@@ -32,7 +32,7 @@ pub struct ExecSpec {
     pub tty: Option<WindowSize>,
 }
 
-/// The file descriptor the helper finds its control socket on.
+/// The file descriptor the helpers (sysc-exec, sysc-file) find their control socket on.
 pub const CONTROL_FD: i32 = 3;
 
 /// Largest spec (mostly argv and environment) the helper accepts.

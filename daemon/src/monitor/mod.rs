@@ -4,6 +4,7 @@
 
 mod console_log;
 mod event_loop;
+pub mod init_pidfd;
 pub mod protocol;
 
 pub use console_log::ConsoleLog;

@@ -1,0 +1,246 @@
+//! `sysc file pull`: files and directories (as one tar stream) out of a container.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use sysc_proto::v1::files_client::FilesClient;
+use sysc_proto::v1::{FileInfo, FileType, PullFileRequest, PullFileResponse, TreeSummary, pull_file_response};
+use tokio::sync::mpsc;
+use tonic::Streaming;
+use tonic::transport::Channel;
+
+use super::Target;
+use super::chunks::{CHUNKS_AHEAD, ChunkReader};
+use crate::connect::{os_message, rpc_error};
+use crate::progress::Transfer;
+
+/// The DEST that means stdout.
+const STDOUT: &str = "-";
+
+pub struct PullOptions {
+    pub sources: Vec<Target>,
+    pub dest: OsString,
+    pub recursive: bool,
+    pub create_dirs: bool,
+}
+
+pub async fn pull(channel: Channel, options: PullOptions) -> anyhow::Result<()> {
+    let to_stdout = options.dest == STDOUT;
+    if to_stdout && options.sources.len() > 1 {
+        bail!("only one SOURCE can be pulled to stdout");
+    }
+    let dest = PathBuf::from(&options.dest);
+    if options.sources.len() > 1 || dest.as_os_str().as_bytes().ends_with(b"/") {
+        // DEST is a directory; with -p it may be made.
+        if options.create_dirs && !to_stdout {
+            std::fs::create_dir_all(&dest).map_err(|err| anyhow!("create {}: {}", dest.display(), os_message(&err)))?;
+        }
+        if !dest.is_dir() {
+            bail!("{} is not a directory", dest.display());
+        }
+    }
+    for source in &options.sources {
+        pull_one(channel.clone(), source, &dest, to_stdout, &options)
+            .await
+            .with_context(|| format!("pull {}", source.show()))?;
+    }
+    Ok(())
+}
+
+/// Starts a pull; the header says what comes.
+pub(super) async fn open(
+    channel: Channel,
+    source: &Target,
+    recursive: bool,
+) -> anyhow::Result<(FileInfo, Streaming<PullFileResponse>)> {
+    let mut responses = FilesClient::new(channel)
+        .pull(PullFileRequest {
+            name: source.container.clone(),
+            path: source.path.clone(),
+            recursive,
+        })
+        .await
+        .map_err(rpc_error)?
+        .into_inner();
+    match responses.message().await.map_err(rpc_error)? {
+        Some(PullFileResponse {
+            response: Some(pull_file_response::Response::Header(header)),
+        }) => Ok((header, responses)),
+        _ => bail!("syscd sent no header"),
+    }
+}
+
+async fn pull_one(
+    channel: Channel,
+    source: &Target,
+    dest: &Path,
+    to_stdout: bool,
+    options: &PullOptions,
+) -> anyhow::Result<()> {
+    let (header, responses) = open(channel, source, options.recursive).await?;
+    let is_tree = header.r#type == FileType::Directory as i32;
+    let name = PathBuf::from(OsStr::from_bytes(&header.name));
+    let progress = Transfer::new(format!("Pulling {}", source.show()));
+    if !is_tree {
+        progress.set_total(header.size);
+    }
+    if to_stdout {
+        if is_tree && io::stdout().is_terminal() {
+            bail!("refusing to write a tar stream to a terminal; redirect stdout");
+        }
+        let mut stdout = io::stdout().lock();
+        let summary = receive(responses, &progress, |data| stdout.write_all(data)).await?;
+        stdout
+            .flush()
+            .map_err(|err| anyhow!("write stdout: {}", os_message(&err)))?;
+        report_skipped(summary);
+        return Ok(());
+    }
+    // Like cp: into DEST when it is a directory, else as DEST.
+    let local = if dest.is_dir() {
+        dest.join(&name)
+    } else {
+        dest.to_path_buf()
+    };
+    if options.create_dirs
+        && let Some(parent) = local.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|err| anyhow!("create {}: {}", parent.display(), os_message(&err)))?;
+    }
+    if is_tree {
+        receive_tree(responses, &local, &progress).await
+    } else {
+        receive_file(responses, &header, &local, &progress).await
+    }
+}
+
+/// Writes each data message with `write`; returns the summary that ends a tree.
+pub(super) async fn receive(
+    mut responses: Streaming<PullFileResponse>,
+    progress: &Transfer,
+    mut write: impl FnMut(&[u8]) -> io::Result<()>,
+) -> anyhow::Result<Option<TreeSummary>> {
+    let mut summary = None;
+    while let Some(response) = responses.message().await.map_err(rpc_error)? {
+        match response.response {
+            Some(pull_file_response::Response::Data(data)) => {
+                write(&data).map_err(|err| anyhow!("write: {}", os_message(&err)))?;
+                progress.advance(data.len() as u64);
+            }
+            Some(pull_file_response::Response::Summary(s)) => summary = Some(s),
+            Some(pull_file_response::Response::Header(_)) | None => {}
+        }
+    }
+    Ok(summary)
+}
+
+/// Written under a temporary name beside `local` and renamed when complete.
+async fn receive_file(
+    responses: Streaming<PullFileResponse>,
+    header: &FileInfo,
+    local: &Path,
+    progress: &Transfer,
+) -> anyhow::Result<()> {
+    if local.is_dir() {
+        bail!("{} is a directory", local.display());
+    }
+    let dir = match local.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut partial = tempfile::Builder::new()
+        .prefix(".sysc-pull-")
+        .tempfile_in(dir)
+        .map_err(|err| anyhow!("create a file in {}: {}", dir.display(), os_message(&err)))?;
+    let file = partial.as_file_mut();
+    receive(responses, progress, |data| file.write_all(data)).await?;
+    // Like cp: the permission bits, set-id ones only for root.
+    let mask = if nix::unistd::geteuid().is_root() {
+        0o7777
+    } else {
+        0o777
+    };
+    partial
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(header.mode & mask))
+        .map_err(|err| anyhow!("chmod {}: {}", local.display(), os_message(&err)))?;
+    partial
+        .persist(local)
+        .map_err(|err| anyhow!("rename to {}: {}", local.display(), os_message(&err.error)))?;
+    Ok(())
+}
+
+/// Extracted into `local` (made if missing) as it arrives, on a blocking thread.
+async fn receive_tree(
+    mut responses: Streaming<PullFileResponse>,
+    local: &Path,
+    progress: &Transfer,
+) -> anyhow::Result<()> {
+    match std::fs::create_dir(local) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
+        Err(err) => bail!("create {}: {}", local.display(), os_message(&err)),
+    }
+    let dir = File::open(local).map_err(|err| anyhow!("open {}: {}", local.display(), os_message(&err)))?;
+    let (chunks, queued) = mpsc::channel(CHUNKS_AHEAD);
+    let shown = local.display().to_string();
+    let extract = tokio::task::spawn_blocking(move || {
+        let options = sysc_filetree::ExtractOptions {
+            // Like tar: owners are kept only by root, who alone can give files away.
+            owners: nix::unistd::geteuid().is_root(),
+        };
+        sysc_filetree::extract(dir.as_fd(), ChunkReader::new(queued), &options, &mut |_| {})
+            .map_err(|err| anyhow!("extract into {shown}: {err}"))
+    });
+    let forward = async {
+        let mut summary = None;
+        while let Some(response) = responses.message().await.map_err(rpc_error)? {
+            match response.response {
+                Some(pull_file_response::Response::Data(data)) => {
+                    progress.advance(data.len() as u64);
+                    if chunks.send(Ok(data)).await.is_err() {
+                        break; // the extraction failed; its error is the one to report
+                    }
+                }
+                Some(pull_file_response::Response::Summary(s)) => summary = Some(s),
+                Some(pull_file_response::Response::Header(_)) | None => {}
+            }
+        }
+        anyhow::Ok(summary)
+    };
+    let received = forward.await;
+    if let Err(err) = &received {
+        // The extraction must not take a cut stream for a whole one.
+        let _ = chunks.send(Err(err.to_string())).await;
+    }
+    drop(chunks);
+    let extracted = extract.await.map_err(|err| anyhow!("extraction thread: {err}"))?;
+    // A broken stream is the cause of whatever the extraction then said.
+    let summary = received?;
+    extracted?;
+    report_skipped(summary);
+    Ok(())
+}
+
+fn report_skipped(summary: Option<TreeSummary>) {
+    if let Some(summary) = summary
+        && !summary.skipped.is_empty()
+    {
+        let names: Vec<String> = summary
+            .skipped
+            .iter()
+            .map(|path| String::from_utf8_lossy(path).into_owned())
+            .collect();
+        eprintln!(
+            "warning: left out {} special file(s) (FIFOs, sockets, devices): {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
+}
