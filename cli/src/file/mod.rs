@@ -28,7 +28,8 @@ pub enum FileCommand {
     /// directory. A file keeps its permission bits unless --mode says otherwise, and is
     /// owned by the container's root unless --uid/--gid say otherwise (a file it
     /// replaces passes on its owner). It is written under a temporary name and renamed
-    /// into place, so the destination never holds a partial file. Directories need -r;
+    /// into place, so the destination never holds a partial file; a symlink there is
+    /// written through, to its target inside the container, like cp. Directories need -r;
     /// they travel as one tar stream with modes, mtimes and symlinks (kept as symlinks).
     ///
     /// Examples:

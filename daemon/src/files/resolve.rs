@@ -98,6 +98,15 @@ fn relative(path: &[u8]) -> &[u8] {
     if trimmed.is_empty() { b"." } else { trimmed }
 }
 
+/// Without trailing slashes, except for the root itself.
+fn trim_trailing(path: &[u8]) -> &[u8] {
+    let end = path
+        .iter()
+        .rposition(|&b| b != b'/')
+        .map_or(1.min(path.len()), |i| i + 1);
+    &path[..end]
+}
+
 fn trim_leading(path: &[u8]) -> &[u8] {
     let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
     &path[start..]
@@ -161,7 +170,10 @@ pub fn open_dir(root: BorrowedFd<'_>, path: &[u8], create: Option<NewDirs>) -> R
         (Err(failure), Some(new)) if failure.fault == Fault::NotFound => make_dirs(root, path, new),
         (Err(failure), None) if failure.fault == Fault::NotFound => Err(Failure::new(
             Fault::NotFound,
-            format!("directory {} does not exist (use -p to create it)", show(path)),
+            format!(
+                "directory {} does not exist (use -p to create it)",
+                show(trim_trailing(path))
+            ),
         )),
         (Err(failure), _) => Err(failure),
     }
@@ -246,6 +258,8 @@ mod tests {
     #[test]
     fn relative_paths_for_openat2() {
         assert_eq!(relative(b"/"), b".");
+        assert_eq!(trim_trailing(b"/srv/no/"), b"/srv/no");
+        assert_eq!(trim_trailing(b"/"), b"/");
         assert_eq!(relative(b"//etc/x"), b"etc/x");
         assert_eq!(join(b"/etc", b"x"), b"/etc/x");
         assert_eq!(join(b"/", b"x"), b"/x");

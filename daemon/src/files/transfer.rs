@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, renameat};
+use nix::fcntl::{AtFlags, OFlag, readlinkat, renameat};
 use nix::sys::stat::{Mode, fstatat};
 use nix::unistd::UnlinkatFlags;
 
@@ -135,6 +135,7 @@ pub fn push(root: BorrowedFd<'_>, request: &PushFile, control: &dyn Control) -> 
     } else {
         resolve::split(&request.path)?
     };
+    let (dir_path, name) = follow_symlinks(root, dir_path, name)?;
     let target = resolve::join(&dir_path, &name);
     let new_dirs = NewDirs {
         uid: request.uid.unwrap_or(0),
@@ -178,6 +179,40 @@ pub fn push(root: BorrowedFd<'_>, request: &PushFile, control: &dyn Control) -> 
         None,
     )
 }
+
+/// Like cp, a push writes through a symlink at the destination: to where it points,
+/// itself resolved below the root. Returns the directory and name to write.
+fn follow_symlinks(
+    root: BorrowedFd<'_>,
+    mut dir_path: Vec<u8>,
+    mut name: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<u8>), Failure> {
+    for _ in 0..MAX_SYMLINKS {
+        // A missing directory is reported by the caller, which may also make it.
+        let Ok(dir) = resolve::open(root, &dir_path, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()) else {
+            return Ok((dir_path, name));
+        };
+        match fstatat(&dir, OsStr::from_bytes(&name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) if Kind::from_mode(stat.st_mode) == Kind::Symlink => {
+                let link = readlinkat(&dir, OsStr::from_bytes(&name))
+                    .map_err(|e| Failure::errno(&resolve::join(&dir_path, &name), e))?;
+                let link = link.as_bytes();
+                let next = if link.first() == Some(&b'/') {
+                    link.to_vec()
+                } else {
+                    resolve::join(&dir_path, link)
+                };
+                (dir_path, name) = resolve::split(&next)
+                    .map_err(|_| Failure::new(Fault::Invalid, format!("{} is a directory", resolve::show(&next))))?;
+            }
+            _ => return Ok((dir_path, name)),
+        }
+    }
+    Err(Failure::errno(&resolve::join(&dir_path, &name), Errno::ELOOP))
+}
+
+/// As many as the kernel follows in one lookup.
+const MAX_SYMLINKS: usize = 40;
 
 /// A file being written under a temporary name beside its destination; removed unless
 /// renamed into place.
