@@ -4,11 +4,13 @@
 //! test failed.
 
 mod daemon;
+mod grpc;
 mod host;
 mod pty;
 mod scratch;
 
 pub use daemon::{Daemon, DaemonOptions, Output, binary};
+pub use grpc::channel;
 pub use host::{in_container, is_mounted, proc_status_field, wait_until};
 pub use pty::Terminal;
 pub use scratch::Tmpfs;

@@ -3,9 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use hyper_util::rt::TokioIo;
 use sysc_tests::Daemon;
-use tonic::transport::{Endpoint, Uri};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -13,17 +11,6 @@ use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-
-async fn channel(socket: std::path::PathBuf) -> tonic::transport::Channel {
-    Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_reflection_and_a_root_only_socket() {
@@ -35,7 +22,7 @@ async fn health_reflection_and_a_root_only_socket() {
         assert_eq!(mode, 0o700, "{dir} is root only");
     }
 
-    let channel = channel(d.socket.clone()).await;
+    let channel = sysc_tests::channel(&d.socket).await;
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "sysc.v1.Containers", "sysc.v1.Images", "sysc.v1.Server"] {
         let status = health
