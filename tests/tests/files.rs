@@ -352,3 +352,28 @@ fn ls_mkdir_and_delete() {
     assert!(err.contains("/srv/a: no such file or directory"), "{err}");
     d.ok(&["file", "delete", "-f", "c/srv/a"]);
 }
+
+#[test]
+fn transfers_show_progress_on_a_terminal_only() {
+    let d = busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    std::fs::File::create(&big).unwrap().set_len(256 << 20).unwrap();
+    let timeout = std::time::Duration::from_secs(60);
+
+    let mut term = sysc_tests::Terminal::spawn(d.command(&["file", "push", path(&big), "c/root/"]), 24, 120);
+    term.expect("Pushing", timeout);
+    term.expect("MiB/256.00 MiB", timeout);
+    assert_eq!(term.wait(timeout), 0);
+
+    // -p makes the local directories; a script sees no progress, just the result.
+    let dest = dir.path().join("made/here/");
+    let quiet = d.sysc(&["file", "pull", "-p", "c/root/big", path(&dest)]);
+    assert!(quiet.success(), "{}", quiet.stderr);
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
+    assert_eq!(std::fs::metadata(dest.join("big")).unwrap().len(), 256 << 20);
+
+    let mut term = sysc_tests::Terminal::spawn(d.command(&["file", "pull", "c/root/big", path(dir.path())]), 24, 120);
+    term.expect("Pulling c/root/big", timeout);
+    assert_eq!(term.wait(timeout), 0);
+}
