@@ -18,6 +18,8 @@ pub async fn connect(socket: &Path) -> anyhow::Result<Channel> {
     Endpoint::from_static("http://localhost")
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(8 << 20)
+        // File data arrives in megabyte messages: in a few large frames, not 16 KiB ones.
+        .max_frame_size(1 << 20)
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }

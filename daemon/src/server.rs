@@ -28,6 +28,9 @@ use crate::storage::{DriverChoice, Pools};
 /// HTTP/2 flow-control window per stream and per connection.
 const STREAM_WINDOW: u32 = 8 << 20;
 
+/// The largest HTTP/2 frame the daemon accepts (the protocol's default is 16 KiB).
+const MAX_FRAME: u32 = 1 << 20;
+
 /// The longest name a unix socket path may have (sun_path is 108 bytes with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
 
@@ -81,6 +84,8 @@ pub async fn run(
         // stall them on a window update every 64 KiB.
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(STREAM_WINDOW)
+        // Megabyte messages in a few large frames rather than 64 of 16 KiB each.
+        .max_frame_size(MAX_FRAME)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ContainersServer::new(ContainersService::new(manager.clone())))

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 /// Size of the data messages.
@@ -60,16 +61,16 @@ impl Write for ChunkWriter {
 
 /// Reads what arrives as chunks; an error chunk is the stream's failure.
 pub struct ChunkReader {
-    chunks: mpsc::Receiver<Result<Vec<u8>, String>>,
-    current: Vec<u8>,
+    chunks: mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
     offset: usize,
 }
 
 impl ChunkReader {
-    pub fn new(chunks: mpsc::Receiver<Result<Vec<u8>, String>>) -> Self {
+    pub fn new(chunks: mpsc::Receiver<Result<Bytes, String>>) -> Self {
         Self {
             chunks,
-            current: Vec::new(),
+            current: Bytes::new(),
             offset: 0,
         }
     }
@@ -138,15 +139,15 @@ mod tests {
     #[test]
     fn the_reader_ends_with_the_channel_and_fails_on_an_error_chunk() {
         let (tx, rx) = mpsc::channel(4);
-        tx.try_send(Ok(b"ab".to_vec())).unwrap();
-        tx.try_send(Ok(b"c".to_vec())).unwrap();
+        tx.try_send(Ok(Bytes::from_static(b"ab"))).unwrap();
+        tx.try_send(Ok(Bytes::from_static(b"c"))).unwrap();
         drop(tx);
         let mut text = String::new();
         ChunkReader::new(rx).read_to_string(&mut text).unwrap();
         assert_eq!(text, "abc");
 
         let (tx, rx) = mpsc::channel(4);
-        tx.try_send(Ok(b"ab".to_vec())).unwrap();
+        tx.try_send(Ok(Bytes::from_static(b"ab"))).unwrap();
         tx.try_send(Err("the stream broke".into())).unwrap();
         let err = ChunkReader::new(rx).read_to_end(&mut Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), "the stream broke");

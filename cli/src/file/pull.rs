@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
 use sysc_proto::v1::files_client::FilesClient;
 use sysc_proto::v1::{FileInfo, FileType, PullFileRequest, PullFileResponse, TreeSummary, pull_file_response};
 use tokio::sync::mpsc;
@@ -154,12 +155,37 @@ async fn receive_file(
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let mut partial = tempfile::Builder::new()
+    let partial = tempfile::Builder::new()
         .prefix(".sysc-pull-")
         .tempfile_in(dir)
         .map_err(|err| anyhow!("create a file in {}: {}", dir.display(), os_message(&err)))?;
-    let file = partial.as_file_mut();
-    receive(responses, progress, |data| file.write_all(data)).await?;
+    // Written on a thread of its own, so the disk and the connection work at once.
+    let mut file = partial
+        .as_file()
+        .try_clone()
+        .map_err(|err| anyhow!("{}", os_message(&err)))?;
+    let (chunks, mut queued) = mpsc::channel::<Bytes>(CHUNKS_AHEAD);
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = queued.blocking_recv() {
+            file.write_all(&chunk)?;
+        }
+        io::Result::Ok(())
+    });
+    let mut responses = responses;
+    let mut received = Ok(());
+    while let Some(response) = responses.message().await.map_err(rpc_error)? {
+        if let Some(pull_file_response::Response::Data(data)) = response.response {
+            progress.advance(data.len() as u64);
+            if chunks.send(data).await.is_err() {
+                received = Err(());
+                break;
+            }
+        }
+    }
+    drop(chunks);
+    let written = writer.await.map_err(|err| anyhow!("writing thread: {err}"))?;
+    written.map_err(|err| anyhow!("write {}: {}", local.display(), os_message(&err)))?;
+    received.map_err(|()| anyhow!("write {}: the writing thread stopped", local.display()))?;
     // Like cp: the permission bits, set-id ones only for root.
     let mask = if nix::unistd::geteuid().is_root() {
         0o7777

@@ -207,7 +207,7 @@ pub(super) async fn send(
         request: Some(push_file_request::Request::Header(header)),
     };
     let data = ReceiverStream::new(queued).map(|chunk| PushFileRequest {
-        request: Some(push_file_request::Request::Data(chunk)),
+        request: Some(push_file_request::Request::Data(chunk.into())),
     });
     // After the data: `end` if reading succeeded; otherwise the stream stays open until
     // the call is dropped, which the daemon sees as a push broken off.

@@ -84,7 +84,7 @@ impl Files for FilesService {
     async fn pull(&self, request: Request<pb::PullFileRequest>) -> Result<Response<Self::PullStream>, Status> {
         let request = request.into_inner();
         let pulled_data = |chunk: std::io::Result<Vec<u8>>| match chunk {
-            Ok(data) => Ok(pulled_message(pb::pull_file_response::Response::Data(data))),
+            Ok(data) => Ok(pulled_message(pb::pull_file_response::Response::Data(data.into()))),
             Err(e) => Err(Status::internal(format!("read the pulled file: {e}"))),
         };
         let pulled = self

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 
+use bytes::Bytes;
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 
@@ -48,7 +49,7 @@ pub struct Push {
 enum Sink {
     /// The temporary file, written from a thread fed through the channel.
     File {
-        chunks: mpsc::Sender<Vec<u8>>,
+        chunks: mpsc::Sender<Bytes>,
         writer: tokio::task::JoinHandle<std::io::Result<()>>,
     },
     Tree(ChildStdin),
@@ -274,7 +275,7 @@ impl FileSession {
 }
 
 impl Push {
-    pub async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+    pub async fn write(&mut self, data: Bytes) -> Result<()> {
         let failed = match &mut self.sink {
             Sink::File { chunks, .. } => chunks.send(data).await.is_err(),
             Sink::Tree(stdin) => tokio::io::AsyncWriteExt::write_all(stdin, &data).await.is_err(),
@@ -364,8 +365,8 @@ fn read_chunks(fd: OwnedFd) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
 }
 
 /// Writes chunks to a file on a blocking thread until the channel closes.
-fn write_chunks(mut file: std::fs::File) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<std::io::Result<()>>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+fn write_chunks(mut file: std::fs::File) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking(move || {
         while let Some(chunk) = rx.blocking_recv() {
             file.write_all(&chunk)?;
