@@ -77,7 +77,7 @@ impl Fill {
 /// `bytes` bytes of splitmix64 output seeded by `seed`: incompressible like random data,
 /// but the same in every rootfs (so every side copies the very same tree) and written at
 /// memory speed rather than /dev/urandom's.
-fn write_random(path: &Path, bytes: u64, seed: u64) -> Result<()> {
+pub fn write_random(path: &Path, bytes: u64, seed: u64) -> Result<()> {
     let mut file = File::create_new(path).with_context(|| format!("create {}", path.display()))?;
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut buffer = vec![0u8; 1 << 20];

@@ -11,20 +11,25 @@
 //! scenarios also run a privileged sysc container (same daemon, same image) in the same
 //! runs. Snapshots and exports copy a running debian container's rootfs filled to 200 MB
 //! and 2 GB (snapshots.rs): on btrfs and on a dir pool, beside LXC on the same kind of
-//! storage and `cp -a --reflink=auto` or `tar` of the same tree. Everything made
-//! here (daemon, containers, cgroups, mounts, loop devices) is removed on the way out,
-//! also after a failure or Ctrl-C.
+//! storage and `cp -a --reflink=auto` or `tar` of the same tree. `sysc file push` and
+//! `pull` carry a 1 GiB file and a tree of 10,000 small files to and from a running
+//! busybox container, beside `cp` and `tar | tar` of the same data, with syscd's peak RSS
+//! before and after (files.rs). Everything made here (daemon, containers, cgroups,
+//! mounts, loop devices, scratch files) is removed on the way out, also after a failure
+//! or Ctrl-C.
 //!
 //! Build and run: `scripts/bench [--runs N] [--only SCENARIO]`. With
 //! SYSC_TEST_TEMPLATE_CACHE pointing at a debootstrap cache the debian image builds in
 //! seconds.
 
 mod bench;
+mod files;
 mod fill;
 mod interrupt;
 mod lxc;
 mod manager;
 mod measure;
+mod memory;
 mod pidfd;
 mod readiness;
 mod report;
@@ -46,7 +51,8 @@ use crate::report::{Figure, Report};
 #[derive(Parser)]
 #[command(
     name = "sysc-bench",
-    about = "sysc beside LXC on this host: start, stop, density, second-launch, exec, snapshot and export timings",
+    about = "sysc beside LXC on this host: start, stop, density, second-launch, exec, snapshot, export and \
+             file transfer timings",
     after_help = "Run as root. Set SYSC_TEST_TEMPLATE_CACHE to a debootstrap cache \
                   (e.g. /var/cache/sysc-dev) so the debian image builds in seconds."
 )]
@@ -83,6 +89,9 @@ enum Scenario {
     Snapshot,
     /// debian, running, 2 GB rootfs: `export` throughput, uncompressed and zstd
     Export,
+    /// busybox, running: `file push`/`pull` of a 1 GiB file and of 10,000 small files beside
+    /// `cp` and `tar | tar`, and syscd's peak RSS
+    Files,
 }
 
 impl Scenario {
@@ -97,6 +106,7 @@ impl Scenario {
             Self::ExecThroughput => scenarios::exec_throughput(bench),
             Self::Snapshot => snapshots::snapshot(bench),
             Self::Export => snapshots::export(bench),
+            Self::Files => files::files(bench),
         }
     }
 

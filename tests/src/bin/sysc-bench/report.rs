@@ -11,6 +11,8 @@ use crate::series::Series;
 pub enum Unit {
     Ms,
     KiB,
+    /// Memory too large to read in KiB at a glance: a daemon's, a CLI's resident set.
+    MiB,
     /// Throughput: 10^6 bytes a second.
     MBps,
 }
@@ -20,13 +22,14 @@ impl Unit {
         match self {
             Self::Ms => format!("{value:.1} ms"),
             Self::KiB => format!("{value:.0} KiB"),
+            Self::MiB => format!("{value:.1} MiB"),
             Self::MBps => format!("{value:.0} MB/s"),
         }
     }
 
     fn bare(self, value: f64) -> String {
         match self {
-            Self::Ms => format!("{value:.1}"),
+            Self::Ms | Self::MiB => format!("{value:.1}"),
             Self::KiB | Self::MBps => format!("{value:.0}"),
         }
     }
@@ -81,6 +84,20 @@ impl Figure {
             reference: Reference::Measured {
                 label: "LXC".into(),
                 series: lxc,
+            },
+            target,
+        }
+    }
+
+    /// sysc against another measured side, named `reference` in the table.
+    pub fn versus(label: &str, unit: Unit, sysc: Series, reference: &str, series: Series, target: Option<f64>) -> Self {
+        Self {
+            label: label.to_string(),
+            unit,
+            sysc,
+            reference: Reference::Measured {
+                label: reference.to_string(),
+                series,
             },
             target,
         }
@@ -189,6 +206,11 @@ impl Report {
             "export: `sysc export NAME FILE --instance-only` (archive synced before it returns) beside `tar` \
              of the same rootfs then `sync FILE`; MB/s = rootfs bytes / wall time"
                 .into(),
+            "files: `sysc file push`/`pull` (`-r` for the tree) with a running busybox on the btrfs pool, beside \
+             `cp`, `cp -a` and `tar -cf - | tar -xf -` of the same random data, read (untimed) just before each \
+             copy so it is warm in the page cache; no side syncs; each copy compared with its source (untimed) \
+             before it counts; peak RSS: syscd's VmHWM (reset before the first transfer), a command's ru_maxrss"
+                .into(),
             format!(
                 "Each run: every side in turn (rotating who goes first), each timed step \
                  on a settled host (sync, then {} ms idle).",
@@ -225,11 +247,19 @@ impl Report {
     }
 
     fn print_samples(&self) {
-        println!("Raw samples, in run order (ms, KiB or MB/s).");
+        println!("Raw samples, in run order (ms, KiB, MiB or MB/s).");
         println!("Starts show (start command + PID look-up + wait until ready) in ms; stops show");
         println!("(until the init is gone + until the stop command returns after that) in ms.");
         println!("Exec round trips: each run's median call (fastest–slowest call); throughput: each");
         println!("run's median read (every read's MB/s). Exports: each run's MB/s (the archive's size).");
+        println!("Files: each run's MB/s or ms (the command's peak RSS in MiB); syscd: one reading each.");
+        // Long reference names ("cp, ext4 → btrfs pool") would push their samples out of line.
+        let width = self
+            .figures
+            .iter()
+            .flat_map(Figure::sides)
+            .map(|(side, _)| side.chars().count())
+            .fold(20, usize::max);
         for figure in &self.figures {
             println!("  {}", figure.label);
             for (side, series) in figure.sides() {
@@ -241,7 +271,7 @@ impl Report {
                         None => figure.unit.bare(s.value),
                     })
                     .collect();
-                println!("    {side:<20} {}", samples.join("  "));
+                println!("    {side:<width$} {}", samples.join("  "));
             }
         }
     }

@@ -25,10 +25,12 @@ use crate::lxc::{Backing, Lxc};
 use crate::manager::{Manager, Template};
 use crate::measure::{measured_then, millis, start_ready};
 use crate::readiness::Readiness;
-use crate::report::{Figure, Reference, Unit};
-use crate::series::{Sample, Series};
+use crate::report::{Figure, Unit};
+use crate::series::Sample;
 use crate::sysc::Sysc;
-use crate::util::{COMMAND_TIMEOUT, OnDrop, apparent_size_bytes, filesystem_type, run_counted};
+use crate::util::{
+    COMMAND_TIMEOUT, OnDrop, apparent_size_bytes, complain, filesystem_type, remove_if_there, run_counted,
+};
 
 /// The rootfs sizes a snapshot is timed at, with their names in the table.
 const SNAPSHOT_SIZES: [(u64, &str); 2] = [(200_000_000, "200 MB"), (2_000_000_000, "2 GB")];
@@ -109,7 +111,7 @@ pub fn snapshot(bench: &Bench) -> Result<Vec<Figure>> {
         let [sysc_series, lxc_series] =
             bench.in_turn([Ok(&sysc_btrfs as &dyn Copier), side(&lxc_btrfs)], label, time_snapshot);
         let row = format!("snapshot, running debian, btrfs, rootfs {size}");
-        figures.push(versus(
+        figures.push(Figure::versus(
             &row,
             Unit::Ms,
             sysc_series.clone(),
@@ -136,7 +138,7 @@ pub fn snapshot(bench: &Bench) -> Result<Vec<Figure>> {
             time_snapshot,
         );
         let row = format!("snapshot, running debian, dir pool on {dir_fs}, rootfs {size}");
-        figures.push(versus(
+        figures.push(Figure::versus(
             &row,
             Unit::Ms,
             sysc_series.clone(),
@@ -144,7 +146,7 @@ pub fn snapshot(bench: &Bench) -> Result<Vec<Figure>> {
             cp_series,
             Some(DIR_SNAPSHOT_RATIO),
         ));
-        figures.push(versus(
+        figures.push(Figure::versus(
             &row,
             Unit::Ms,
             sysc_series,
@@ -154,7 +156,7 @@ pub fn snapshot(bench: &Bench) -> Result<Vec<Figure>> {
         ));
     }
     if let [small, large] = &btrfs_by_size[..] {
-        figures.push(versus(
+        figures.push(Figure::versus(
             &format!(
                 "btrfs snapshot is flat: rootfs {} vs {}",
                 SNAPSHOT_SIZES[1].1, SNAPSHOT_SIZES[0].1
@@ -204,8 +206,8 @@ pub fn export(bench: &Bench) -> Result<Vec<Figure>> {
     let disk = filesystem_type(archives.path())?;
     let row = |compression| format!("export --compression {compression}, running debian, rootfs {size} → {disk}");
     Ok(vec![
-        versus(&row("none"), Unit::MBps, sysc_plain, "tar -cf", tar_plain, None),
-        versus(&row("zstd"), Unit::MBps, sysc_zstd, "tar --zstd -cf", tar_zstd, None),
+        Figure::versus(&row("none"), Unit::MBps, sysc_plain, "tar -cf", tar_plain, None),
+        Figure::versus(&row("zstd"), Unit::MBps, sysc_zstd, "tar --zstd -cf", tar_zstd, None),
     ])
 }
 
@@ -269,26 +271,6 @@ fn throughput(side: &dyn Copier, rootfs_bytes: u64) -> Result<Sample> {
             .archive_bytes
             .map(|bytes| format!("archive {:.0} MB", bytes as f64 / 1e6)),
     })
-}
-
-fn versus(label: &str, unit: Unit, sysc: Series, reference: &str, series: Series, target: Option<f64>) -> Figure {
-    Figure {
-        label: label.to_string(),
-        unit,
-        sysc,
-        reference: Reference::Measured {
-            label: reference.to_string(),
-            series,
-        },
-        target,
-    }
-}
-
-/// A failed clean-up step is no measurement: the final clean-up gets another go.
-fn complain(cleaned: Result<()>) {
-    if let Err(err) = cleaned {
-        eprintln!("  clean-up: {err:#}");
-    }
 }
 
 /// Grows an LXC side's rootfs; a failure becomes that side's reason.
@@ -466,19 +448,5 @@ impl Copier for TarArchive {
 
     fn archive(&self) -> Option<&Path> {
         Some(&self.file)
-    }
-}
-
-fn remove_if_there(path: &Path) -> Result<()> {
-    let removed = if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    };
-    match removed {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("remove {}", path.display()))
-        }
-        _ => Ok(()),
     }
 }

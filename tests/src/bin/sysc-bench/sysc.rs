@@ -192,6 +192,30 @@ impl Sysc {
         export
     }
 
+    /// `sysc file push FLAGS SOURCE NAME/PATH`, not started yet: the command a user waits for.
+    pub fn file_push(&self, flags: &[&str], source: &Path, name: &str, path: &str) -> Command {
+        let mut push = self.command(&["file", "push"]);
+        push.args(flags).arg(source).arg(self.file_target(name, path));
+        push
+    }
+
+    /// `sysc file pull FLAGS NAME/PATH DEST`, not started yet.
+    pub fn file_pull(&self, flags: &[&str], name: &str, path: &str, dest: &Path) -> Command {
+        let mut pull = self.command(&["file", "pull"]);
+        pull.args(flags).arg(self.file_target(name, path)).arg(dest);
+        pull
+    }
+
+    /// NAME/PATH as `sysc file` takes it; `path` is absolute.
+    fn file_target(&self, name: &str, path: &str) -> String {
+        format!("{}{path}", self.full_name(name))
+    }
+
+    /// The PID of the syscd behind both sides.
+    pub fn daemon_pid(&self) -> i32 {
+        self.daemon.pid() as i32
+    }
+
     fn cached_image_rootfs(&self, template: Template) -> Result<Option<PathBuf>> {
         let images = self.json(&["image", "list", "--format", "json"])?;
         let fingerprint = images

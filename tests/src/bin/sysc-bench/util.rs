@@ -3,8 +3,9 @@
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,8 @@ pub struct Counted {
     pub elapsed: Duration,
     /// Everything it wrote to stdout, counted and dropped.
     pub stdout_bytes: u64,
+    /// Its peak resident set (and that of any child it waited for), in KiB.
+    pub max_rss_kib: u64,
 }
 
 /// Runs a command as a script would (stdin from /dev/null, stdout and stderr pipes, no
@@ -75,22 +78,50 @@ pub fn run_counted(command: &mut Command, timeout: Duration) -> Result<Counted> 
         .spawn()
         .with_context(|| format!("run `{}`", describe(command)))?;
     let deadline = began + timeout;
-    let counted = read_to_exit(&mut child, deadline, &mut buffer).and_then(|(stdout_bytes, stderr)| {
-        let status = child.wait()?;
-        let elapsed = began.elapsed();
-        ensure!(
-            status.success(),
-            "failed ({status}): {}",
-            String::from_utf8_lossy(&stderr).trim()
-        );
-        Ok(Counted { elapsed, stdout_bytes })
-    });
-    if counted.is_err() {
-        // Not reaped yet on the way here, unless it failed on its own: a no-op then.
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let counted = match read_to_exit(&mut child, deadline, &mut buffer) {
+        Ok((stdout_bytes, stderr)) => reap(&child).and_then(|(status, max_rss_kib)| {
+            let elapsed = began.elapsed();
+            ensure!(
+                status.success(),
+                "failed ({status}): {}",
+                String::from_utf8_lossy(&stderr).trim()
+            );
+            Ok(Counted {
+                elapsed,
+                stdout_bytes,
+                max_rss_kib,
+            })
+        }),
+        Err(err) => {
+            // Not reaped yet on the way here, unless it failed on its own: a no-op then.
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(err)
+        }
+    };
     counted.with_context(|| format!("`{}`", describe(command)))
+}
+
+/// Reaps a child that has exited. wait4(2) rather than `Child::wait`, for the peak RSS
+/// that only the reaping parent is told.
+fn reap(child: &Child) -> Result<(ExitStatus, u64)> {
+    let mut status = 0;
+    // SAFETY: all zeroes is a valid rusage, which wait4 overwrites.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: wait4(2) of our own child, with pointers to locals that outlive the call.
+        let reaped = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        match reaped {
+            -1 if Errno::last() == Errno::EINTR => continue,
+            -1 => return Err(Errno::last()).context("wait4 for the command"),
+            _ => break,
+        }
+    }
+    // ru_maxrss is in KiB on Linux.
+    Ok((
+        ExitStatus::from_raw(status),
+        u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    ))
 }
 
 /// Reads the child's stdout (counted) and stderr (kept) to their ends, then waits until it
@@ -188,6 +219,26 @@ pub fn apparent_size_bytes(path: &Path) -> Result<u64> {
 pub fn filesystem_type(path: &Path) -> Result<String> {
     let fstype = run(Command::new("findmnt").args(["-n", "-o", "FSTYPE", "-T"]).arg(path))?;
     Ok(fstype.trim().to_string())
+}
+
+/// A failed clean-up step is no measurement: the final clean-up gets another go.
+pub fn complain(cleaned: Result<()>) {
+    if let Err(err) = cleaned {
+        eprintln!("  clean-up: {err:#}");
+    }
+}
+
+/// Removes a file or a whole directory tree; nothing if it is not there.
+pub fn remove_if_there(path: &Path) -> Result<()> {
+    let removed = if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
+        Err(err) if err.kind() != ErrorKind::NotFound => Err(err).with_context(|| format!("remove {}", path.display())),
+        _ => Ok(()),
+    }
 }
 
 /// Runs its closure when dropped: a scenario's clean-up, on every way out of it
