@@ -164,28 +164,18 @@ async fn receive_file(
         .as_file()
         .try_clone()
         .map_err(|err| anyhow!("{}", os_message(&err)))?;
-    let (chunks, mut queued) = mpsc::channel::<Bytes>(CHUNKS_AHEAD);
+    let (chunks, mut queued) = mpsc::channel::<Result<Bytes, String>>(CHUNKS_AHEAD);
     let writer = tokio::task::spawn_blocking(move || {
         while let Some(chunk) = queued.blocking_recv() {
-            file.write_all(&chunk)?;
+            file.write_all(&chunk.map_err(io::Error::other)?)?;
         }
         io::Result::Ok(())
     });
-    let mut responses = responses;
-    let mut received = Ok(());
-    while let Some(response) = responses.message().await.map_err(rpc_error)? {
-        if let Some(pull_file_response::Response::Data(data)) = response.response {
-            progress.advance(data.len() as u64);
-            if chunks.send(data).await.is_err() {
-                received = Err(());
-                break;
-            }
-        }
-    }
-    drop(chunks);
+    let received = forward(responses, progress, chunks).await;
     let written = writer.await.map_err(|err| anyhow!("writing thread: {err}"))?;
+    // A broken stream is the cause of whatever the writer then said.
+    received?;
     written.map_err(|err| anyhow!("write {}: {}", local.display(), os_message(&err)))?;
-    received.map_err(|()| anyhow!("write {}: the writing thread stopped", local.display()))?;
     // Like cp: the permission bits, set-id ones only for root.
     let mask = if nix::unistd::geteuid().is_root() {
         0o7777
@@ -203,11 +193,7 @@ async fn receive_file(
 }
 
 /// Extracted into `local` (made if missing) as it arrives, on a blocking thread.
-async fn receive_tree(
-    mut responses: Streaming<PullFileResponse>,
-    local: &Path,
-    progress: &Transfer,
-) -> anyhow::Result<()> {
+async fn receive_tree(responses: Streaming<PullFileResponse>, local: &Path, progress: &Transfer) -> anyhow::Result<()> {
     match std::fs::create_dir(local) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists && local.is_dir() => {}
@@ -224,34 +210,45 @@ async fn receive_tree(
         sysc_filetree::extract(dir.as_fd(), ChunkReader::new(queued), &options, &mut |_| {})
             .map_err(|err| anyhow!("extract into {shown}: {err}"))
     });
-    let forward = async {
-        let mut summary = None;
-        while let Some(response) = responses.message().await.map_err(rpc_error)? {
-            match response.response {
-                Some(pull_file_response::Response::Data(data)) => {
-                    progress.advance(data.len() as u64);
-                    if chunks.send(Ok(data)).await.is_err() {
-                        break; // the extraction failed; its error is the one to report
-                    }
-                }
-                Some(pull_file_response::Response::Summary(s)) => summary = Some(s),
-                Some(pull_file_response::Response::Header(_)) | None => {}
-            }
-        }
-        anyhow::Ok(summary)
-    };
-    let received = forward.await;
-    if let Err(err) = &received {
-        // The extraction must not take a cut stream for a whole one.
-        let _ = chunks.send(Err(err.to_string())).await;
-    }
-    drop(chunks);
+    let received = forward(responses, progress, chunks).await;
     let extracted = extract.await.map_err(|err| anyhow!("extraction thread: {err}"))?;
     // A broken stream is the cause of whatever the extraction then said.
     let summary = received?;
     extracted?;
     report_skipped(summary);
     Ok(())
+}
+
+/// Hands each data message to a thread through `chunks`, until the stream ends or the
+/// thread stops taking them (its own error says why). A broken stream reaches the thread
+/// as an error chunk, so it does not take a cut stream for a whole one.
+async fn forward(
+    mut responses: Streaming<PullFileResponse>,
+    progress: &Transfer,
+    chunks: mpsc::Sender<Result<Bytes, String>>,
+) -> anyhow::Result<Option<TreeSummary>> {
+    let mut summary = None;
+    loop {
+        let response = match responses.message().await {
+            Ok(Some(response)) => response,
+            Ok(None) => return Ok(summary),
+            Err(status) => {
+                let err = rpc_error(status);
+                let _ = chunks.send(Err(err.to_string())).await;
+                return Err(err);
+            }
+        };
+        match response.response {
+            Some(pull_file_response::Response::Data(data)) => {
+                progress.advance(data.len() as u64);
+                if chunks.send(Ok(data)).await.is_err() {
+                    return Ok(summary);
+                }
+            }
+            Some(pull_file_response::Response::Summary(s)) => summary = Some(s),
+            Some(pull_file_response::Response::Header(_)) | None => {}
+        }
+    }
 }
 
 fn report_skipped(summary: Option<TreeSummary>) {

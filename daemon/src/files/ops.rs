@@ -42,16 +42,7 @@ pub fn list(root: BorrowedFd<'_>, path: &[u8], mut batch: impl FnMut(Vec<Info>))
         }
     }
     let dir = resolve::open(root, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())?;
-    let mut names: Vec<Vec<u8>> = Vec::new();
-    let mut entries = Dir::from_fd(dir.try_clone().map_err(|e| Failure::new(Fault::Host, e.to_string()))?)
-        .map_err(|e| Failure::errno(path, e))?;
-    for entry in entries.iter() {
-        let entry = entry.map_err(|e| Failure::errno(path, e))?;
-        let bytes = entry.file_name().to_bytes();
-        if bytes != b"." && bytes != b".." {
-            names.push(bytes.to_vec());
-        }
-    }
+    let mut names = names_in(&dir, path)?;
     names.sort();
     let mut pending = Vec::new();
     let mut pending_bytes = 0;
@@ -176,12 +167,11 @@ pub fn delete(root: BorrowedFd<'_>, path: &[u8], recursive: bool) -> Result<(), 
     }
 }
 
-/// Removes everything in a directory, descending through descriptors opened with
-/// O_NOFOLLOW, so a symlink swapped in meanwhile is removed rather than followed.
-fn empty_dir(dir: OwnedFd, path: &[u8]) -> Result<(), Failure> {
+/// The names in a directory, but `.` and `..`.
+fn names_in(dir: &OwnedFd, path: &[u8]) -> Result<Vec<Vec<u8>>, Failure> {
+    let copy = dir.try_clone().map_err(|e| Failure::new(Fault::Host, e.to_string()))?;
+    let mut entries = Dir::from_fd(copy).map_err(|e| Failure::errno(path, e))?;
     let mut names = Vec::new();
-    let mut entries = Dir::from_fd(dir.try_clone().map_err(|e| Failure::new(Fault::Host, e.to_string()))?)
-        .map_err(|e| Failure::errno(path, e))?;
     for entry in entries.iter() {
         let entry = entry.map_err(|e| Failure::errno(path, e))?;
         let bytes = entry.file_name().to_bytes();
@@ -189,7 +179,13 @@ fn empty_dir(dir: OwnedFd, path: &[u8]) -> Result<(), Failure> {
             names.push(bytes.to_vec());
         }
     }
-    for name in names {
+    Ok(names)
+}
+
+/// Removes everything in a directory, descending through descriptors opened with
+/// O_NOFOLLOW, so a symlink swapped in meanwhile is removed rather than followed.
+fn empty_dir(dir: OwnedFd, path: &[u8]) -> Result<(), Failure> {
+    for name in names_in(&dir, path)? {
         let child = resolve::join(path, &name);
         match nix::unistd::unlinkat(&dir, OsStr::from_bytes(&name), UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => continue,
