@@ -20,7 +20,7 @@ use tonic::{Code, Status};
 
 use crate::connect::rpc_error;
 use crate::editor;
-use crate::format::{self, Layout, Listing, OutputFormat};
+use crate::format::{self, Layout, Listing, OutputFormat, yes_no};
 use crate::lifecycle::{FailuresReported, parse_config_pair};
 
 /// Keys the daemon records for itself; shown, but not settable.
@@ -359,10 +359,6 @@ pub async fn keys(channel: Channel, format: KeysFormat) -> anyhow::Result<()> {
     };
     format::print(&text)?;
     Ok(())
-}
-
-fn yes_no(value: bool) -> &'static str {
-    if value { "yes" } else { "no" }
 }
 
 /// A GitHub table: a '|' inside a cell is escaped and a line break becomes a space, so every

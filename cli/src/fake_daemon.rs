@@ -1,6 +1,6 @@
-//! A stand-in for syscd in unit tests: the Containers, Snapshots and Backups services on a unix
-//! socket in a temporary directory, holding a few containers and snapshots in memory and
-//! recording the requests that change them.
+//! A stand-in for syscd in unit tests: the Containers, Snapshots, Backups and Networks services
+//! on a unix socket in a temporary directory, holding a few containers, snapshots and networks
+//! in memory and recording the requests that change them.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use sysc_proto::v1 as pb;
 use sysc_proto::v1::backups_server::{Backups, BackupsServer};
 use sysc_proto::v1::containers_server::{Containers, ContainersServer};
+use sysc_proto::v1::networks_server::{Networks, NetworksServer};
 use sysc_proto::v1::snapshots_server::{Snapshots, SnapshotsServer};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -32,12 +33,18 @@ pub enum Call {
         chunks: Vec<usize>,
         data: Vec<u8>,
     },
+    AddDevice(pb::AddDeviceRequest),
+    UpdateDevice(pb::UpdateDeviceRequest),
+    RemoveDevice(pb::RemoveDeviceRequest),
+    CreateNetwork(pb::CreateNetworkRequest),
+    DeleteNetwork(String),
 }
 
 #[derive(Default)]
 struct State {
     containers: BTreeMap<String, pb::Container>,
     snapshots: Vec<pb::Snapshot>,
+    networks: BTreeMap<String, pb::Network>,
     /// What the next Export streams.
     export: Vec<Result<pb::ExportResponse, Status>>,
     /// Whether the next Export then stalls instead of ending.
@@ -67,7 +74,8 @@ impl FakeDaemon {
             tonic::transport::Server::builder()
                 .add_service(ContainersServer::new(service.clone()))
                 .add_service(SnapshotsServer::new(service.clone()))
-                .add_service(BackupsServer::new(service))
+                .add_service(BackupsServer::new(service.clone()))
+                .add_service(NetworksServer::new(service))
                 .serve_with_incoming(UnixListenerStream::new(listener)),
         );
         let channel = crate::connect::connect(&socket).await.unwrap();
@@ -81,6 +89,18 @@ impl FakeDaemon {
     /// Snapshots of containers the fake serves, in the order List returns them.
     pub fn add_snapshots(&self, snapshots: Vec<pb::Snapshot>) {
         self.state.lock().unwrap().snapshots.extend(snapshots);
+    }
+
+    pub fn add_network(&self, network: pb::Network) {
+        self.state
+            .lock()
+            .unwrap()
+            .networks
+            .insert(network.name.clone(), network);
+    }
+
+    pub fn network_names(&self) -> Vec<String> {
+        self.state.lock().unwrap().networks.keys().cloned().collect()
     }
 
     /// What the next Export streams, error statuses included.
@@ -106,6 +126,15 @@ impl FakeDaemon {
             .config
             .clone()
             .into_iter()
+            .collect()
+    }
+
+    /// The container's devices and their keys, sorted.
+    pub fn devices(&self, name: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.state.lock().unwrap().containers[name]
+            .devices
+            .iter()
+            .map(|(device, keys)| (device.clone(), keys.config.clone().into_iter().collect()))
             .collect()
     }
 }
@@ -248,6 +277,121 @@ impl Containers for Service {
 
     async fn copy(&self, _: Request<pb::CopyRequest>) -> Result<Response<pb::Container>, Status> {
         Err(Status::unimplemented("fake"))
+    }
+
+    /// Refuses a device name the container has already, as syscd does.
+    async fn add_device(&self, request: Request<pb::AddDeviceRequest>) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let name = request.name.clone();
+        self.change(&name, Call::AddDevice(request.clone()), |container| {
+            if container.devices.contains_key(&request.device) {
+                return Err(Status::already_exists(format!(
+                    "device {} already exists on {name}",
+                    request.device
+                )));
+            }
+            let device = pb::Device { config: request.config };
+            container.devices.insert(request.device, device);
+            Ok(())
+        })
+    }
+
+    async fn update_device(
+        &self,
+        request: Request<pb::UpdateDeviceRequest>,
+    ) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let name = request.name.clone();
+        self.change(&name, Call::UpdateDevice(request.clone()), |container| {
+            let device = container
+                .devices
+                .get_mut(&request.device)
+                .ok_or_else(|| device_not_found(&request.device, &name))?;
+            for key in &request.unset {
+                device.config.remove(key);
+            }
+            device.config.extend(request.set);
+            Ok(())
+        })
+    }
+
+    async fn remove_device(
+        &self,
+        request: Request<pb::RemoveDeviceRequest>,
+    ) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let name = request.name.clone();
+        self.change(&name, Call::RemoveDevice(request.clone()), |container| {
+            container
+                .devices
+                .remove(&request.device)
+                .map(drop)
+                .ok_or_else(|| device_not_found(&request.device, &name))
+        })
+    }
+}
+
+fn device_not_found(device: &str, container: &str) -> Status {
+    Status::not_found(format!("device {device} not found on {container}"))
+}
+
+fn network_not_found(name: &str) -> Status {
+    Status::not_found(format!("network {name} not found"))
+}
+
+/// Networks as the test set them up; a created one holds its config and nothing else.
+#[tonic::async_trait]
+impl Networks for Service {
+    async fn create(&self, request: Request<pb::CreateNetworkRequest>) -> Result<Response<pb::Network>, Status> {
+        let request = request.into_inner();
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(Call::CreateNetwork(request.clone()));
+        if state.networks.contains_key(&request.name) {
+            return Err(Status::already_exists(format!(
+                "network {} already exists",
+                request.name
+            )));
+        }
+        let network = pb::Network {
+            name: request.name.clone(),
+            config: request.config,
+            ..Default::default()
+        };
+        state.networks.insert(request.name, network.clone());
+        Ok(Response::new(network))
+    }
+
+    async fn list(&self, _: Request<pb::ListNetworksRequest>) -> Result<Response<pb::ListNetworksResponse>, Status> {
+        let networks = self.state.lock().unwrap().networks.values().cloned().collect();
+        Ok(Response::new(pb::ListNetworksResponse { networks }))
+    }
+
+    async fn get(&self, request: Request<pb::GetNetworkRequest>) -> Result<Response<pb::Network>, Status> {
+        let name = request.into_inner().name;
+        let state = self.state.lock().unwrap();
+        let network = state.networks.get(&name).ok_or_else(|| network_not_found(&name))?;
+        Ok(Response::new(network.clone()))
+    }
+
+    /// Refuses a network with users, as syscd does.
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteNetworkRequest>,
+    ) -> Result<Response<pb::DeleteNetworkResponse>, Status> {
+        let name = request.into_inner().name;
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(Call::DeleteNetwork(name.clone()));
+        let network = state.networks.get(&name).ok_or_else(|| network_not_found(&name))?;
+        if !network.used_by.is_empty() {
+            let mut users = network.used_by.clone();
+            users.sort();
+            return Err(Status::failed_precondition(format!(
+                "network {name} is in use by {}",
+                users.join(", ")
+            )));
+        }
+        state.networks.remove(&name);
+        Ok(Response::new(pb::DeleteNetworkResponse {}))
     }
 }
 

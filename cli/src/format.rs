@@ -164,6 +164,11 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A flag in a table or a detail view.
+pub fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
 /// CPU time in seconds with one decimal, rounded: "1.3s", "0.0s", "3725.4s".
 pub fn cpu_seconds(nanoseconds: u64) -> String {
     const TENTH: u64 = 100_000_000;

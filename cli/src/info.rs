@@ -6,13 +6,19 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sysc_proto::v1::containers_client::ContainersClient;
 use sysc_proto::v1::server_client::ServerClient;
-use sysc_proto::v1::{Container, ContainerState, ExitStatus, GetRequest, ServerInfo, ServerInfoRequest, Snapshot};
+use sysc_proto::v1::{
+    Container, ContainerState, Device, ExitStatus, GetRequest, ServerInfo, ServerInfoRequest, Snapshot,
+};
 use tonic::transport::Channel;
 
 use crate::connect::rpc_error;
+use crate::device;
 use crate::format;
 use crate::list::state_name;
 use crate::snapshot;
+
+/// The width of "Label:" and its padding in `field`, where values start.
+const LABEL_WIDTH: usize = 13;
 
 /// Snapshots `info` lists, the newest; `sysc snapshot list` has them all.
 const SNAPSHOTS_SHOWN: usize = 10;
@@ -98,6 +104,7 @@ fn render(c: &Container, snapshots: &[Snapshot], now: DateTime<Utc>) -> String {
                 .map(format::humanize_duration)
                 .unwrap_or_default(),
         ),
+        ("IPv4", ipv4(&c.ipv4)),
         ("Image", c.image.clone()),
         ("Fingerprint", c.image_fingerprint.clone()),
         ("Pool", c.pool.clone()),
@@ -126,8 +133,30 @@ fn render(c: &Container, snapshots: &[Snapshot], now: DateTime<Utc>) -> String {
     }
 
     out += &config_section(&c.config);
+    out += &devices_section(&c.devices);
     out += &snapshots_section(&c.name, snapshots);
     out
+}
+
+/// The addresses a line each, lined up under the first ("10.1.2.3 (eth0)" as the daemon
+/// names them); empty when there are none, for `field` to show a dash.
+fn ipv4(addresses: &[String]) -> String {
+    addresses.join(&format!("\n{:LABEL_WIDTH$}", ""))
+}
+
+/// "Devices:" and a line per device, by name: its type, then its keys.
+fn devices_section(devices: &HashMap<String, Device>) -> String {
+    let rows: Vec<Vec<String>> = device::by_name(devices)
+        .iter()
+        .map(|device| {
+            vec![
+                device.name.clone(),
+                device.kind().to_string(),
+                device.settings().join(" "),
+            ]
+        })
+        .collect();
+    list_section("Devices", &aligned(&rows))
 }
 
 /// "Config:" and the keys, sorted, a line each.
@@ -136,6 +165,28 @@ pub fn config_section(config: &HashMap<String, String>) -> String {
     config.sort();
     let lines: Vec<String> = config.iter().map(|(key, value)| format!("{key}: {value}")).collect();
     list_section("Config", &lines)
+}
+
+/// Rows as lines of columns padded to line up, two spaces apart; for the tables inside a
+/// section, where a boxed table would be too heavy.
+pub fn aligned(rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        widths.resize(widths.len().max(row.len()), 0);
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, &width)| format!("{cell:<width$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
 }
 
 /// "Title:" and a line per item below it, or "(none)".
@@ -192,7 +243,7 @@ fn resources(c: &Container) -> String {
 /// "Label:" padded so values line up; a dash stands in for a value the daemon left empty.
 pub fn field(label: &str, value: &str) -> String {
     let value = if value.is_empty() { "-" } else { value };
-    format!("{:<13}{value}\n", format!("{label}:"))
+    format!("{:<LABEL_WIDTH$}{value}\n", format!("{label}:"))
 }
 
 /// Host ids of container ids 0.., as a range a user can match against `ps` or `ls -n`.
@@ -253,6 +304,43 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn addresses_and_devices_are_listed() {
+        let mut container = sample_container();
+        let text = render(&container, &[], now());
+        assert!(
+            text.contains(
+                "Uptime:      2m 13s\nIPv4:        10.0.3.15 (eth0)\n             192.168.1.7 (eth1)\nImage:"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Devices:\n  \
+                 eth0  nic    name=eth0 network=sysc0\n  \
+                 http  proxy  connect=tcp:127.0.0.1:80 listen=tcp:0.0.0.0:8080\n\
+                 Snapshots:"
+            ),
+            "{text}"
+        );
+
+        container.ipv4.clear();
+        container.devices.clear();
+        let text = render(&container, &[], now());
+        assert!(text.contains("IPv4:        -\n"), "{text}");
+        assert!(text.contains("Devices:\n  (none)\nSnapshots:"), "{text}");
+    }
+
+    #[test]
+    fn aligned_rows_pad_every_column_but_the_last() {
+        let rows = [
+            vec!["a".to_string(), "bbb".to_string(), "c".to_string()],
+            vec!["dddd".to_string(), "e".to_string(), String::new()],
+        ];
+        assert_eq!(aligned(&rows), ["a     bbb  c", "dddd  e"]);
+        assert!(aligned(&[]).is_empty());
     }
 
     #[test]

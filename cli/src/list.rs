@@ -296,7 +296,7 @@ pub(crate) mod tests {
             name: "web1".into(),
             state: ContainerState::Running as i32,
             pid: 4242,
-            ipv4: vec!["10.0.3.15".into(), "192.168.1.7".into()],
+            ipv4: vec!["10.0.3.15 (eth0)".into(), "192.168.1.7 (eth1)".into()],
             image: "debian/bookworm (3f2a9c1d8e7b)".into(),
             image_fingerprint: "3f2a9c1d8e7b00112233".into(),
             created_at: Some(Timestamp {
@@ -341,6 +341,7 @@ pub(crate) mod tests {
             }),
             pool: "default".into(),
             snapshot_count: 2,
+            devices: crate::device::tests::sample_devices(),
         }
     }
 
@@ -360,7 +361,10 @@ pub(crate) mod tests {
         assert_eq!(json["name"], "web1");
         assert_eq!(json["state"], "RUNNING");
         assert_eq!(json["pid"], 4242);
-        assert_eq!(json["ipv4"], serde_json::json!(["10.0.3.15", "192.168.1.7"]));
+        assert_eq!(
+            json["ipv4"],
+            serde_json::json!(["10.0.3.15 (eth0)", "192.168.1.7 (eth1)"])
+        );
         assert_eq!(json["image_fingerprint"], "3f2a9c1d8e7b00112233");
         assert_eq!(json["pool"], "default");
         assert_eq!(json["snapshot_count"], 2);
@@ -441,7 +445,10 @@ pub(crate) mod tests {
         let container = sample_container();
         let table = container.cells(Layout::Table);
         assert_eq!(table.len(), Container::HEADER.len());
-        assert_eq!(table[..4], ["web1", "RUNNING", "10.0.3.15\n192.168.1.7", "4242"]);
+        assert_eq!(
+            table[..4],
+            ["web1", "RUNNING", "10.0.3.15 (eth0)\n192.168.1.7 (eth1)", "4242"]
+        );
         assert_eq!(table[4], "debian/bookworm (3f2a9c1d8e7b)");
         assert_eq!(table[5].len(), "2024-05-01 12:00:00".len());
 
@@ -450,7 +457,7 @@ pub(crate) mod tests {
         assert_eq!(lines.next(), Some("NAME,STATE,IPV4,PID,IMAGE,CREATED"));
         let row = lines.next().unwrap();
         assert!(
-            row.starts_with("web1,RUNNING,10.0.3.15 192.168.1.7,4242,debian/bookworm (3f2a9c1d8e7b),"),
+            row.starts_with("web1,RUNNING,10.0.3.15 (eth0) 192.168.1.7 (eth1),4242,debian/bookworm (3f2a9c1d8e7b),"),
             "{row}"
         );
         assert_eq!(lines.next(), None);
@@ -541,7 +548,7 @@ pub(crate) mod tests {
         let table = render(OutputFormat::Table);
         assert!(table.contains("PROCESSES") && !table.contains("IPV4"), "{table}");
         let json: serde_json::Value = serde_json::from_str(&render(OutputFormat::Json)).unwrap();
-        assert_eq!(json[0]["ipv4"][0], "10.0.3.15");
+        assert_eq!(json[0]["ipv4"][0], "10.0.3.15 (eth0)");
         assert_eq!(json[0]["usage"]["processes"], 7);
     }
 
@@ -556,7 +563,7 @@ pub(crate) mod tests {
     #[test]
     fn table_shows_header_and_values() {
         let table = format::render(&[sample_container()], OutputFormat::Table).unwrap();
-        for text in ["NAME", "CREATED", "web1", "RUNNING", "192.168.1.7"] {
+        for text in ["NAME", "CREATED", "web1", "RUNNING", "192.168.1.7 (eth1)"] {
             assert!(table.contains(text), "{text} missing from\n{table}");
         }
     }

@@ -7,6 +7,7 @@ mod config;
 mod connect;
 mod console;
 mod copy;
+mod device;
 mod editor;
 mod exec;
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod images;
 mod info;
 mod lifecycle;
 mod list;
+mod network;
 mod progress;
 mod snapshot;
 mod storage;
@@ -229,6 +231,11 @@ enum Command {
         #[command(subcommand)]
         command: StorageCommand,
     },
+    /// Managed networks: bridges with NAT, DHCP and DNS for the containers' nics
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
     /// Show the client's and the daemon's versions
     Version,
 }
@@ -295,11 +302,106 @@ enum ConfigCommand {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Add, change, remove and show a container's devices: nics and proxies
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
     /// List the config keys a container may hold
     Keys {
         /// Output format; markdown is a GitHub table, as in the README
         #[arg(long, value_enum, default_value_t = KeysFormat::Table)]
         format: KeysFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Add a device to a container
+    ///
+    /// nic: an interface on a managed network; network=NAME (required), ipv4.address=a static
+    /// address (else one from DHCP), name=the interface's name inside (default: DEVICE). It
+    /// appears at the container's next start.
+    /// proxy: listen=tcp:ADDR:PORT on the host, forwarded to connect=tcp:ADDR:PORT inside the
+    /// container. It takes effect at once; a listen address that cannot be bound is refused.
+    ///
+    /// Examples:
+    ///   sysc config device add web1 http proxy listen=tcp:0.0.0.0:8080 connect=tcp:127.0.0.1:80
+    ///   sysc config device add web1 eth1 nic network=backend ipv4.address=10.20.30.5
+    #[command(verbatim_doc_comment)]
+    Add {
+        /// Container to add the device to
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Name of the new device, e.g. eth1 or http
+        #[arg(value_name = "DEVICE")]
+        device: String,
+        /// What kind of device it is
+        #[arg(value_name = "TYPE", value_parser = device::TYPES)]
+        kind: String,
+        /// The type's keys
+        #[arg(value_name = "KEY=VALUE", value_parser = lifecycle::parse_config_pair)]
+        config: Vec<(String, String)>,
+    },
+    /// Set keys of a device
+    ///
+    /// Either one KEY and its VALUE, or any number of KEY=VALUE, as with `config set`.
+    ///
+    /// Examples:
+    ///   sysc config device set web1 eth0 ipv4.address 10.1.2.50
+    ///   sysc config device set web1 http listen=tcp:0.0.0.0:8081
+    #[command(
+        verbatim_doc_comment,
+        override_usage = "sysc config device set [OPTIONS] <NAME> <DEVICE> <KEY> <VALUE>\n       \
+                          sysc config device set [OPTIONS] <NAME> <DEVICE> <KEY=VALUE>..."
+    )]
+    Set {
+        /// Container whose device to change
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Device to change
+        #[arg(value_name = "DEVICE")]
+        device: String,
+        /// KEY VALUE, or KEY=VALUE...
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        args: Vec<String>,
+    },
+    /// Unset keys of a device
+    Unset {
+        /// Container whose device to change
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Device to change
+        #[arg(value_name = "DEVICE")]
+        device: String,
+        /// Keys to unset
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+    },
+    /// Remove a device from a container
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// Container to remove the device from
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Device to remove
+        #[arg(value_name = "DEVICE")]
+        device: String,
+    },
+    /// List a container's devices with their types and keys
+    #[command(visible_alias = "ls")]
+    List {
+        /// Container whose devices to list
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Print a container's devices and their keys as YAML
+    Show {
+        /// Container whose devices to show
+        #[arg(value_name = "NAME")]
+        name: String,
     },
 }
 
@@ -445,6 +547,45 @@ enum StorageCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Create a managed network: a bridge, NAT to the outside, DHCP and DNS
+    ///
+    /// ipv4.address=ADDR/PREFIX is the bridge's (gateway's) address and subnet, or auto (the
+    /// default) for a free /24 that clashes with no route on the host; ipv4.nat=true|false;
+    /// dns.domain=DOMAIN (default sysc) is where the containers' names resolve. The network's
+    /// name is its bridge's.
+    ///
+    /// Examples:
+    ///   sysc network create lab0
+    ///   sysc network create backend ipv4.address=10.20.30.1/24 ipv4.nat=false dns.domain=backend
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// Name of the new network (and its bridge)
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Config keys: ipv4.address, ipv4.nat, dns.domain
+        #[arg(value_name = "KEY=VALUE", value_parser = lifecycle::parse_config_pair)]
+        config: Vec<(String, String)>,
+    },
+    /// List managed networks
+    #[command(visible_alias = "ls")]
+    List(FormatArgs),
+    /// Show a network in detail: its containers, DHCP leases and config
+    Show {
+        /// Network to show
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Delete a network no container has a nic on
+    #[command(visible_alias = "rm")]
+    Delete {
+        /// Network to delete
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
 #[derive(Args)]
 struct CreateArgs {
     /// Template to build the root filesystem with, e.g. debian or busybox
@@ -463,6 +604,10 @@ struct CreateArgs {
     /// Storage pool for the container (and its image) [default: the default pool]
     #[arg(short = 's', long = "storage", value_name = "POOL")]
     pool: Option<String>,
+    /// Network of the container's eth0 [default: the daemon's default network]; `none` for no
+    /// network device
+    #[arg(short = 'n', long = "network", value_name = "NAME")]
+    network: Option<String>,
 }
 
 #[derive(Args)]
@@ -642,6 +787,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ConfigCommand::Edit { name } => {
                 return config::edit(daemon?, name, config::EditSession::from_environment()).await;
             }
+            ConfigCommand::Device { command } => run_device(daemon?, command).await,
             ConfigCommand::Keys { format } => config::keys(daemon?, format).await,
         },
         // check_usage has refused snapshot names these cannot take.
@@ -690,8 +836,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             StorageCommand::Info { name } => storage::info(daemon?, name).await,
             StorageCommand::Delete { name } => storage::delete(daemon?, name).await,
         },
+        Command::Network { command } => match command {
+            NetworkCommand::Create { name, config } => network::create(daemon?, name, config).await,
+            NetworkCommand::List(arg) => network::list(daemon?, arg.format).await,
+            NetworkCommand::Show { name } => network::show(daemon?, name).await,
+            NetworkCommand::Delete { name } => network::delete(daemon?, name).await,
+        },
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// check_usage has refused arguments these cannot take.
+async fn run_device(daemon: tonic::transport::Channel, command: DeviceCommand) -> anyhow::Result<()> {
+    match command {
+        DeviceCommand::Add {
+            name,
+            device,
+            kind,
+            config,
+        } => {
+            let config = device::add_config(&kind, &config).map_err(anyhow::Error::msg)?;
+            device::add(daemon, name, device, config).await
+        }
+        DeviceCommand::Set { name, device, args } => {
+            let values = config::parse_assignments(&args).map_err(anyhow::Error::msg)?;
+            device::set(daemon, name, device, values).await
+        }
+        DeviceCommand::Unset { name, device, keys } => device::unset(daemon, name, device, keys).await,
+        DeviceCommand::Remove { name, device } => device::remove(daemon, name, device).await,
+        DeviceCommand::List { name, format } => device::list(daemon, name, format.format).await,
+        DeviceCommand::Show { name } => device::show(daemon, name).await,
+    }
 }
 
 async fn run_file(daemon: tonic::transport::Channel, command: file::FileCommand) -> anyhow::Result<()> {
@@ -738,9 +913,21 @@ fn check_usage(cli: &Cli) -> Result<(), clap::Error> {
         } => config::parse_assignments(args)
             .map(drop)
             .map_err(|message| usage_error(&["config", "set"], message)),
+        Command::Config {
+            command: ConfigCommand::Device { command },
+        } => check_device_usage(command),
         Command::Snapshot { command } => check_snapshot_usage(command),
         _ => Ok(()),
     }
+}
+
+fn check_device_usage(command: &DeviceCommand) -> Result<(), clap::Error> {
+    let (verb, checked) = match command {
+        DeviceCommand::Add { kind, config, .. } => ("add", device::add_config(kind, config).map(drop)),
+        DeviceCommand::Set { args, .. } => ("set", config::parse_assignments(args).map(drop)),
+        _ => return Ok(()),
+    };
+    checked.map_err(|message| usage_error(&["config", "device", verb], message))
 }
 
 fn check_snapshot_usage(command: &SnapshotCommand) -> Result<(), clap::Error> {
@@ -788,6 +975,7 @@ impl CreateArgs {
             config: self.config.into_iter().collect(),
             start,
             pool: self.pool.unwrap_or_default(),
+            network: self.network.unwrap_or_default(),
         }
     }
 }
@@ -1083,6 +1271,211 @@ mod tests {
         assert!(Cli::try_parse_from(["sysc", "launch", "debian", "web1", "--storage", "fast"]).is_ok());
     }
 
+    fn create_request(args: &[&str]) -> sysc_proto::v1::CreateRequest {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Create(args) => args.into_request(false),
+            Command::Launch(args) => args.into_request(true),
+            _ => panic!("parsed as another command"),
+        }
+    }
+
+    #[test]
+    fn create_and_launch_name_the_network_or_none() {
+        assert_eq!(
+            create_request(&["sysc", "launch", "debian", "web1", "-n", "none"]).network,
+            "none"
+        );
+        assert_eq!(
+            create_request(&["sysc", "create", "debian", "web1", "--network", "lab0"]).network,
+            "lab0"
+        );
+        // Empty: the daemon's default network.
+        assert_eq!(create_request(&["sysc", "launch", "debian", "web1"]).network, "");
+    }
+
+    fn device_command(args: &[&str]) -> DeviceCommand {
+        match parse(args).unwrap().command {
+            Command::Config {
+                command: ConfigCommand::Device { command },
+            } => command,
+            _ => panic!("parsed as another command"),
+        }
+    }
+
+    #[tokio::test]
+    async fn config_device_add_sends_the_type_and_keys() {
+        use crate::fake_daemon::{Call, FakeDaemon, container};
+        let daemon = FakeDaemon::start(vec![container("web1", sysc_proto::v1::ContainerState::Stopped, &[])]).await;
+        let command = device_command(&[
+            "sysc",
+            "config",
+            "device",
+            "add",
+            "web1",
+            "http",
+            "proxy",
+            "listen=tcp:0.0.0.0:8080",
+            "connect=tcp:127.0.0.1:80",
+        ]);
+        run_device(daemon.channel.clone(), command).await.unwrap();
+        let calls = daemon.calls();
+        let [Call::AddDevice(request)] = calls.as_slice() else {
+            panic!("{calls:?}")
+        };
+        assert_eq!((request.name.as_str(), request.device.as_str()), ("web1", "http"));
+        let config: std::collections::BTreeMap<_, _> = request.config.clone().into_iter().collect();
+        assert_eq!(
+            config,
+            [
+                ("connect", "tcp:127.0.0.1:80"),
+                ("listen", "tcp:0.0.0.0:8080"),
+                ("type", "proxy")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into()
+        );
+
+        let command = device_command(&[
+            "sysc",
+            "config",
+            "device",
+            "set",
+            "web1",
+            "http",
+            "listen",
+            "tcp:0.0.0.0:81",
+        ]);
+        run_device(daemon.channel.clone(), command).await.unwrap();
+        let Some(Call::UpdateDevice(request)) = daemon.calls().pop() else {
+            panic!("{:?}", daemon.calls())
+        };
+        assert_eq!(request.device, "http");
+        assert_eq!(request.set.get("listen").map(String::as_str), Some("tcp:0.0.0.0:81"));
+    }
+
+    #[test]
+    fn config_device_verbs_parse() {
+        assert!(matches!(
+            device_command(&["sysc", "config", "device", "add", "web1", "eth1", "nic"]),
+            DeviceCommand::Add { config, .. } if config.is_empty()
+        ));
+        let DeviceCommand::Set { args, .. } = device_command(&[
+            "sysc",
+            "config",
+            "device",
+            "set",
+            "web1",
+            "eth0",
+            "ipv4.address=10.1.2.50",
+            "name=e0",
+        ]) else {
+            panic!("parsed as another verb")
+        };
+        assert_eq!(args, ["ipv4.address=10.1.2.50", "name=e0"]);
+        let DeviceCommand::Unset { keys, .. } =
+            device_command(&["sysc", "config", "device", "unset", "web1", "eth0", "ipv4.address"])
+        else {
+            panic!("parsed as another verb")
+        };
+        assert_eq!(keys, ["ipv4.address"]);
+        assert!(matches!(
+            device_command(&["sysc", "config", "device", "rm", "web1", "eth0"]),
+            DeviceCommand::Remove { .. }
+        ));
+        assert!(matches!(
+            device_command(&["sysc", "config", "device", "ls", "web1", "--format", "yaml"]),
+            DeviceCommand::List {
+                format: FormatArgs {
+                    format: OutputFormat::Yaml
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            device_command(&["sysc", "config", "device", "show", "web1"]),
+            DeviceCommand::Show { .. }
+        ));
+    }
+
+    #[test]
+    fn config_device_usage_errors_come_before_any_request() {
+        let error = |args: &[&str]| parse(args).err().expect("a usage error");
+        let err = error(&["sysc", "config", "device", "add", "web1", "http", "proxy", "listen"]);
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("'listen'"), "{err}");
+        assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
+        let err = error(&["sysc", "config", "device", "add", "web1", "http", "proxy", "=x"]);
+        assert!(err.to_string().contains("the key before '=' is empty"), "{err}");
+        let err = error(&["sysc", "config", "device", "add", "web1", "d", "disk"]);
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("[possible values: nic, proxy]"), "{err}");
+
+        let err = error(&["sysc", "config", "device", "add", "web1", "eth1", "nic", "type=proxy"]);
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("the device type is the TYPE argument (nic)"), "{text}");
+        assert!(text.contains("Usage: sysc config device add"), "{text}");
+
+        let err = error(&["sysc", "config", "device", "set", "web1", "eth0", "a=1", "b"]);
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("\"b\": expected KEY=VALUE"), "{text}");
+        assert!(text.contains("Usage: sysc config device set"), "{text}");
+        for args in [
+            &["sysc", "config", "device", "set", "web1", "eth0"][..],
+            &["sysc", "config", "device", "set", "web1", "eth0", "ipv4.address"],
+            &["sysc", "config", "device", "unset", "web1", "eth0"],
+            &["sysc", "config", "device", "remove", "web1"],
+            &["sysc", "config", "device", "add", "web1", "eth1"],
+        ] {
+            assert_eq!(error(args).exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn network_verbs_parse() {
+        let Command::Network {
+            command: NetworkCommand::Create { name, config },
+        } = parse(&[
+            "sysc",
+            "network",
+            "create",
+            "lab0",
+            "ipv4.address=auto",
+            "dns.domain=lab",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("parsed as another command")
+        };
+        assert_eq!(name, "lab0");
+        assert_eq!(
+            config,
+            [
+                ("ipv4.address".to_string(), "auto".to_string()),
+                ("dns.domain".to_string(), "lab".to_string())
+            ]
+        );
+        assert!(parse(&["sysc", "network", "create", "lab0"]).is_ok());
+        let err = parse(&["sysc", "network", "create", "lab0", "ipv4.nat"])
+            .err()
+            .expect("a usage error");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
+        assert!(matches!(
+            parse(&["sysc", "network", "ls", "--format", "csv"]).unwrap().command,
+            Command::Network {
+                command: NetworkCommand::List(FormatArgs {
+                    format: OutputFormat::Csv
+                })
+            }
+        ));
+        assert!(parse(&["sysc", "network", "show", "sysc0"]).is_ok());
+        assert!(parse(&["sysc", "network", "rm", "lab0"]).is_ok());
+        assert!(parse(&["sysc", "network", "show"]).is_err());
+    }
+
     fn snapshot_command(args: &[&str]) -> SnapshotCommand {
         match parse(args).unwrap().command {
             Command::Snapshot { command } => command,
@@ -1239,7 +1632,7 @@ mod tests {
         };
         let order: Vec<usize> = [
             "create", "launch", "delete", "rename", "copy", "list", "info", "snapshot", "export", "import", "image",
-            "storage", "version",
+            "storage", "network", "version",
         ]
         .iter()
         .map(|verb| position(verb))

@@ -9,7 +9,7 @@ use sysc_proto::v1::{CreatePoolRequest, DeletePoolRequest, GetPoolRequest, ListP
 use tonic::transport::Channel;
 
 use crate::connect::rpc_error;
-use crate::format::{self, Layout, Listing, OutputFormat};
+use crate::format::{self, Layout, Listing, OutputFormat, yes_no};
 use crate::images::SHORT_FINGERPRINT;
 use crate::info;
 
@@ -71,17 +71,13 @@ fn size(pool: &StoragePool, bytes: u64) -> Option<String> {
     (pool.total_bytes > 0).then(|| format::human_size(bytes))
 }
 
-fn yes_no(value: bool) -> String {
-    if value { "yes" } else { "no" }.to_string()
-}
-
 fn render(pool: &StoragePool) -> String {
     let fields = [
         ("Name", pool.name.clone()),
         ("Driver", pool.driver.clone()),
         ("Source", pool.source.clone()),
         ("Path", pool.path.clone()),
-        ("Default", yes_no(pool.is_default)),
+        ("Default", yes_no(pool.is_default).to_string()),
         ("Total", size(pool, pool.total_bytes).unwrap_or_default()),
         ("Used", size(pool, pool.used_bytes).unwrap_or_default()),
         ("Free", size(pool, pool.free_bytes).unwrap_or_default()),
@@ -149,7 +145,7 @@ impl Listing for StoragePool {
             size(self, self.used_bytes).unwrap_or_else(none),
             size(self, self.total_bytes).unwrap_or_else(none),
             self.used_by.len().to_string(),
-            yes_no(self.is_default),
+            yes_no(self.is_default).to_string(),
         ]
     }
 }

@@ -9,6 +9,7 @@ use sysc_proto::v1::backups_server::BackupsServer;
 use sysc_proto::v1::containers_server::ContainersServer;
 use sysc_proto::v1::files_server::FilesServer;
 use sysc_proto::v1::images_server::ImagesServer;
+use sysc_proto::v1::networks_server::NetworksServer;
 use sysc_proto::v1::server_server::ServerServer;
 use sysc_proto::v1::snapshots_server::SnapshotsServer;
 use sysc_proto::v1::storage_server::StorageServer;
@@ -16,12 +17,14 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::{
-    BackupsService, ContainersService, FilesService, ImagesService, ServerService, SnapshotsService, StorageService,
+    BackupsService, ContainersService, FilesService, ImagesService, NetworksService, ServerService, SnapshotsService,
+    StorageService,
 };
 use crate::containers::Manager;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::images::Images;
+use crate::network::{DefaultNetwork, Networks};
 use crate::settings::Settings;
 use crate::storage::{DriverChoice, Pools};
 
@@ -43,6 +46,7 @@ pub struct StorageOptions {
 pub async fn run(
     settings: Settings,
     storage_options: StorageOptions,
+    default_network: Option<DefaultNetwork>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     prepare_dirs(&settings)?;
@@ -57,8 +61,10 @@ pub async fn run(
         settings.templates_dir.clone(),
         settings.template_cache.clone(),
     );
+    let networks = Networks::new(&settings.root, &settings.run_dir, db.clone());
+    networks.start(default_network).await?;
     let settings = Arc::new(settings);
-    let manager = Manager::new(settings.clone(), db.clone(), pools, images);
+    let manager = Manager::new(settings.clone(), db.clone(), pools, images, networks);
     manager.recover().await?;
 
     let listener = listen(&settings.socket).await?;
@@ -70,6 +76,7 @@ pub async fn run(
     health.set_serving::<BackupsServer<BackupsService>>().await;
     health.set_serving::<StorageServer<StorageService>>().await;
     health.set_serving::<FilesServer<FilesService>>().await;
+    health.set_serving::<NetworksServer<NetworksService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sysc_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -95,6 +102,7 @@ pub async fn run(
         .add_service(BackupsServer::new(BackupsService::new(manager.clone())))
         .add_service(StorageServer::new(StorageService::new(manager.clone())))
         .add_service(FilesServer::new(FilesService::new(manager.clone())))
+        .add_service(NetworksServer::new(NetworksService::new(manager.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&settings.socket);
@@ -110,6 +118,7 @@ fn prepare_dirs(settings: &Settings) -> Result<()> {
         settings.db_dir(),
         settings.root.join("disks"),
         settings.root.join("storage-pools"),
+        settings.run_dir.join("networks"),
     ];
     let dirs = [(&settings.root, 0o711), (&settings.run_dir, 0o700)]
         .into_iter()

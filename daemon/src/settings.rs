@@ -19,6 +19,8 @@ pub struct Settings {
     pub exec_exe: PathBuf,
     /// The file helper (sysc-file), one per file request.
     pub file_exe: PathBuf,
+    /// The port forwarder (sysc-proxy), one per proxy device of a running container.
+    pub proxy_exe: PathBuf,
     pub templates_dir: PathBuf,
     pub template_cache: PathBuf,
 }

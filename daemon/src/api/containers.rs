@@ -54,6 +54,7 @@ impl Containers for ContainersService {
             config: request.config.into_iter().collect(),
             start: request.start,
             pool: request.pool,
+            network: request.network,
         };
         let (progress_tx, progress_rx) = tokio::sync::mpsc::unbounded_channel();
         let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -185,6 +186,41 @@ impl Containers for ContainersService {
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Container>, Status> {
         let view = self.manager.get(&request.into_inner().name).await?;
+        Ok(Response::new(convert::container(view)))
+    }
+
+    async fn add_device(&self, request: Request<pb::AddDeviceRequest>) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let manager = self.manager.clone();
+        let config = request.config.into_iter().collect();
+        let view =
+            super::detached(async move { manager.add_device(&request.name, &request.device, config).await }).await?;
+        Ok(Response::new(convert::container(view)))
+    }
+
+    async fn update_device(
+        &self,
+        request: Request<pb::UpdateDeviceRequest>,
+    ) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let manager = self.manager.clone();
+        let set = request.set.into_iter().collect();
+        let view = super::detached(async move {
+            manager
+                .update_device(&request.name, &request.device, set, request.unset)
+                .await
+        })
+        .await?;
+        Ok(Response::new(convert::container(view)))
+    }
+
+    async fn remove_device(
+        &self,
+        request: Request<pb::RemoveDeviceRequest>,
+    ) -> Result<Response<pb::Container>, Status> {
+        let request = request.into_inner();
+        let manager = self.manager.clone();
+        let view = super::detached(async move { manager.remove_device(&request.name, &request.device).await }).await?;
         Ok(Response::new(convert::container(view)))
     }
 }

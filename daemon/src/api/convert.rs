@@ -60,7 +60,7 @@ pub fn container(view: ContainerView) -> pb::Container {
         name: record.name.clone(),
         state: state as i32,
         pid: i64::from(pid),
-        ipv4: Vec::new(),
+        ipv4: view.ipv4.clone(),
         image: record.image.label(),
         image_fingerprint: record.image.fingerprint.clone(),
         created_at: timestamp(record.created_at_ms),
@@ -86,6 +86,18 @@ pub fn container(view: ContainerView) -> pb::Container {
         pool: record.pool.clone(),
         snapshot_count: view.snapshot_count as u32,
         config: record.config.into_iter().collect(),
+        devices: record
+            .devices
+            .into_iter()
+            .map(|(name, config)| {
+                (
+                    name,
+                    pb::Device {
+                        config: config.into_iter().collect(),
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Parser;
 use syscd::cgroup::CgroupConfig;
+use syscd::network::DefaultNetwork;
 use syscd::server::{self, StorageOptions};
 use syscd::settings::Settings;
 use syscd::storage::DriverChoice;
@@ -55,6 +56,14 @@ struct Args {
     /// Size of the default pool's loop file (btrfs), in GiB, when it is first created
     #[arg(long, default_value_t = 20)]
     storage_size_gib: u64,
+    /// Name of the default network's bridge, made on the first start; `none` for no
+    /// default network
+    #[arg(long, default_value = "sysc0")]
+    network: String,
+    /// The default network's gateway with its prefix (e.g. 10.20.30.1/24), or `auto`:
+    /// a free /24 in 10.0.0.0/8 that clashes with no route on the host
+    #[arg(long, default_value = "auto")]
+    network_address: String,
 }
 
 fn templates_dir(given: Option<PathBuf>, exe: &Path) -> PathBuf {
@@ -110,6 +119,7 @@ fn main() -> anyhow::Result<()> {
     let monitor_exe = helper("sysc-monitor")?;
     let exec_exe = helper("sysc-exec")?;
     let file_exe = helper("sysc-file")?;
+    let proxy_exe = helper("sysc-proxy")?;
     let settings = Settings {
         socket: args.socket.clone().unwrap_or_else(|| args.root.join("unix.socket")),
         cgroup: cgroup_config(&args)?,
@@ -119,6 +129,7 @@ fn main() -> anyhow::Result<()> {
         monitor_exe,
         exec_exe,
         file_exe,
+        proxy_exe,
         root: args.root.clone(),
         run_dir: args.run_dir.clone(),
     };
@@ -132,7 +143,11 @@ fn main() -> anyhow::Result<()> {
         size_bytes: args.storage_size_gib << 30,
     };
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
-    runtime.block_on(server::run(settings, storage, shutdown_signal()))?;
+    let default_network = (args.network != "none").then(|| DefaultNetwork {
+        name: args.network.clone(),
+        address: args.network_address.clone(),
+    });
+    runtime.block_on(server::run(settings, storage, default_network, shutdown_signal()))?;
     Ok(())
 }
 

@@ -65,7 +65,10 @@ impl Manager {
             params.pool.clone()
         };
         let target = self.pools.get(&pool)?;
-        let record = self.claim(name, source_record.image.clone(), config, &pool).await?;
+        let devices = source_record.devices.clone();
+        let record = self
+            .claim(name, source_record.image.clone(), config, devices, &pool)
+            .await?;
         let snapshots = self.ready_snapshots(source, params.instance_only || from_snapshot.is_some())?;
         let copied = self
             .copy_volumes(&source_record, from_snapshot.as_ref(), &snapshots, &record, &target)

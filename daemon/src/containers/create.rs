@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{ContainerView, Manager};
-use crate::db::{ContainerRecord, RecordStatus};
+use crate::db::{ContainerRecord, Devices, RecordStatus};
 use crate::error::{Error, Result};
 use crate::images::blocking;
 use crate::keys;
@@ -27,6 +27,8 @@ pub struct CreateParams {
     pub start: bool,
     /// Empty: the default pool.
     pub pool: String,
+    /// The network of eth0: empty for the default network, "none" for no nic.
+    pub network: String,
 }
 
 impl Manager {
@@ -37,6 +39,7 @@ impl Manager {
             config.insert(key.clone(), keys::validate(key, value)?);
         }
         super::limits::resolve(&params.name, &config, &self.host()?)?;
+        let devices = self.devices_for_create(&params.network)?;
         let template = self.images.template(&params.template)?;
         let name = params.name.clone();
         let _guard = self.locks.lock(&name).await;
@@ -60,7 +63,7 @@ impl Manager {
             .await?;
 
         progress.stage(format!("creating container {name}"));
-        let record = self.claim(&name, image.record.clone(), config, &pool).await?;
+        let record = self.claim(&name, image.record.clone(), config, devices, &pool).await?;
         if let Err(e) = self.materialize(&record).await {
             self.undo_create(&name).await;
             return Err(e);
@@ -81,9 +84,12 @@ impl Manager {
         name: &str,
         image: crate::db::ImageRecord,
         mut config: BTreeMap<String, String>,
+        devices: Devices,
         pool: &str,
     ) -> Result<ContainerRecord> {
         let _claim = self.claim.lock().await;
+        let taken = self.macs_in_use()?;
+        super::network::assign_macs(&devices, &mut config, &taken);
         if !keys::get_bool(&config, "security.privileged") {
             let base = self.free_idmap_base()?;
             config.insert(keys::IDMAP_BASE.into(), base.to_string());
@@ -97,6 +103,7 @@ impl Manager {
             created_at_ms: crate::time::now_ms(),
             config,
             last_exit: None,
+            devices,
         };
         self.db.insert_container(&record)?;
         self.db.flush().await?;
@@ -156,5 +163,21 @@ impl Manager {
             tracing::warn!(container = %name, "removing the record of a failed create: {e}");
         }
         let _ = self.db.flush().await;
+    }
+
+    /// eth0 on the requested network (or the default one), or no nic for "none".
+    fn devices_for_create(&self, network: &str) -> Result<Devices> {
+        let network = match network {
+            "none" => return Ok(Devices::new()),
+            "" => match self.networks.default_name() {
+                Some(default) if self.networks.get(&default).is_ok() => default,
+                _ => return Ok(Devices::new()),
+            },
+            named => {
+                self.networks.get(named)?;
+                named.to_string()
+            }
+        };
+        Ok(super::network::default_nic(&network))
     }
 }

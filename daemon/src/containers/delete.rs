@@ -33,6 +33,9 @@ impl Manager {
     }
 
     pub(super) async fn finish_delete(&self, name: &str) -> Result<()> {
+        if let Some(record) = self.db.container(name)? {
+            self.forget_nics(&record).await;
+        }
         self.remove_volumes(name).await?;
         let _ = std::fs::remove_file(self.settings.container_link(name));
         let _ = std::fs::remove_dir_all(self.settings.monitor_dir(name));

@@ -18,6 +18,7 @@ impl Manager {
         };
         let exit: Option<ExitRecord> = serde_json::from_slice(&bytes).ok();
         if let (Some(exit), Some(mut record)) = (&exit, self.db.container(name)?) {
+            self.release_leases(&record).await;
             record.last_exit = Some(exit.clone());
             self.save(&record).await?;
         }

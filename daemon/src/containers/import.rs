@@ -72,7 +72,8 @@ impl Manager {
         }
         let mut image = backup.container.image.clone();
         image.pool = pool.to_string();
-        let record = self.claim(&name, image, config, pool).await?;
+        let devices = self.devices_for_import(&backup.container.devices);
+        let record = self.claim(&name, image, config, devices, pool).await?;
         let (volumes, container, snapshots) = (storage.clone(), name.clone(), backup.snapshots.clone());
         let made = blocking(move || {
             let mut targets = Vec::new();

@@ -52,6 +52,7 @@ impl Manager {
         std::fs::create_dir_all(&run_dir).map_err(|e| Error::internal(format!("create {}", run_dir.display()), e))?;
         let volume = self.volume_of(record)?;
         let limits = super::limits::resolve(name, &record.config, &self.host()?)?;
+        let plugged = self.plug_nics(record).await?;
         let spec = ContainerSpec {
             name: name.clone(),
             hostname: name.clone(),
@@ -67,12 +68,22 @@ impl Manager {
             limits,
             run_dir,
             console_log: volume.join("console.log"),
+            nics: plugged.iter().map(Into::into).collect(),
         };
-        let pid = spawn_monitor(&self.settings.monitor_exe, &spec, &volume.join("monitor.log"))
-            .await
-            .map_err(|e| Error::Internal(format!("start {name}: {e}")))?;
+        let pid = match spawn_monitor(&self.settings.monitor_exe, &spec, &volume.join("monitor.log")).await {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.unplug_nics(&plugged).await;
+                return Err(Error::Internal(format!("start {name}: {e}")));
+            }
+        };
         tracing::info!(container = %name, pid, "started");
         self.watch(name);
+        if let Err(e) = self.start_proxies(record).await {
+            tracing::warn!(container = %name, "stopping again: {e}");
+            self.stop_locked(record, true, Duration::ZERO).await?;
+            return Err(e);
+        }
         Ok(pid)
     }
 

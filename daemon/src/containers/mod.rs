@@ -8,6 +8,7 @@ mod console;
 mod copy;
 mod create;
 mod delete;
+mod devices;
 mod exec;
 mod exits;
 mod export;
@@ -17,7 +18,9 @@ mod import;
 mod lifecycle;
 pub mod limits;
 pub mod monitor_client;
+mod network;
 mod pause;
+mod proxies;
 mod recover;
 mod rename;
 mod restore;
@@ -44,6 +47,7 @@ use crate::db::{ContainerRecord, Db, RecordStatus};
 use crate::error::{Error, Result};
 use crate::images::Images;
 use crate::locks::KeyedLocks;
+use crate::network::Networks;
 use crate::settings::Settings;
 use crate::storage::{Pools, SharedDriver, VolumeKind};
 
@@ -52,18 +56,26 @@ pub struct Manager {
     pub db: Db,
     pub pools: Arc<Pools>,
     pub images: Arc<Images>,
+    pub networks: Arc<Networks>,
     locks: KeyedLocks,
     /// Serializes the step that picks an id range and claims a name.
     claim: tokio::sync::Mutex<()>,
 }
 
 impl Manager {
-    pub fn new(settings: Arc<Settings>, db: Db, pools: Arc<Pools>, images: Arc<Images>) -> Arc<Self> {
+    pub fn new(
+        settings: Arc<Settings>,
+        db: Db,
+        pools: Arc<Pools>,
+        images: Arc<Images>,
+        networks: Arc<Networks>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             settings,
             db,
             pools,
             images,
+            networks,
             locks: KeyedLocks::default(),
             claim: tokio::sync::Mutex::new(()),
         })

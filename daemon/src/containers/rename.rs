@@ -25,6 +25,8 @@ impl Manager {
         }
         self.collect_exit(old).await?;
         let mut record = self.record(old)?;
+        // The next start registers the nics under the new name.
+        self.forget_nics(&record).await;
         record.status = RecordStatus::Renaming { to: new.to_string() };
         self.db.put_container(&record)?;
         self.db.flush().await?;

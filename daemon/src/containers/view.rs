@@ -37,6 +37,8 @@ pub struct ContainerView {
     pub backup_file: PathBuf,
     pub console_log: PathBuf,
     pub snapshot_count: usize,
+    /// "10.20.30.5 (eth0)" for each address the running container has.
+    pub ipv4: Vec<String>,
 }
 
 impl Manager {
@@ -71,9 +73,12 @@ impl Manager {
             .volume_of(&record)
             .unwrap_or_else(|_| self.settings.container_link(&record.name));
         let snapshot_count = self.db.snapshots_of(&record.name).map(|s| s.len()).unwrap_or(0);
-        let usage = match live {
-            Live::Running { .. } => self.settings.cgroup.driver().usage(&record.name).ok(),
-            _ => None,
+        let (usage, ipv4) = match live {
+            Live::Running { pid, .. } => {
+                let usage = self.settings.cgroup.driver().usage(&record.name).ok();
+                (usage, crate::network::addresses::of_container(pid).await)
+            }
+            _ => (None, Vec::new()),
         };
         ContainerView {
             usage,
@@ -83,6 +88,7 @@ impl Manager {
             backup_file: volume.join("backup.yaml"),
             console_log: volume.join("console.log"),
             snapshot_count,
+            ipv4,
             record,
             live,
         }

@@ -12,7 +12,8 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 pub use records::{
-    ContainerRecord, ImageRecord, PoolRecord, RecordStatus, SnapshotRecord, SnapshotStatus, snapshot_key,
+    ContainerRecord, Devices, ImageRecord, NetworkRecord, PoolRecord, RecordStatus, SnapshotRecord, SnapshotStatus,
+    snapshot_key,
 };
 
 use crate::error::{Error, Result};
@@ -26,6 +27,9 @@ pub struct Db {
     snapshots: sled::Tree,
     /// When each snapshot schedule last ran, by "container/schedule".
     schedule_runs: sled::Tree,
+    networks: sled::Tree,
+    /// Facts about the daemon itself, such as whether it made its default network.
+    meta: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -81,6 +85,8 @@ impl Db {
             pools: db.open_tree("pools")?,
             snapshots: db.open_tree("snapshots")?,
             schedule_runs: db.open_tree("schedule_runs")?,
+            networks: db.open_tree("networks")?,
+            meta: db.open_tree("meta")?,
             db,
         })
     }
@@ -279,6 +285,33 @@ impl Db {
 
     pub fn remove_pool(&self, name: &str) -> Result<()> {
         self.pools.remove(name)?;
+        Ok(())
+    }
+
+    pub fn network(&self, name: &str) -> Result<Option<NetworkRecord>> {
+        Self::get(&self.networks, "network", name)
+    }
+
+    pub fn networks(&self) -> Result<Vec<NetworkRecord>> {
+        Self::all(&self.networks, "network")
+    }
+
+    pub fn put_network(&self, record: &NetworkRecord) -> Result<()> {
+        self.networks.insert(&record.name, encode(record))?;
+        Ok(())
+    }
+
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        self.networks.remove(name)?;
+        Ok(())
+    }
+
+    pub fn flag(&self, key: &str) -> Result<bool> {
+        Ok(self.meta.get(key)?.is_some())
+    }
+
+    pub fn set_flag(&self, key: &str) -> Result<()> {
+        self.meta.insert(key, b"1".as_slice())?;
         Ok(())
     }
 }

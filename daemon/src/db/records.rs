@@ -28,6 +28,9 @@ pub struct ContainerRecord {
     pub config: BTreeMap<String, String>,
     pub pool: String,
     pub last_exit: Option<ExitRecord>,
+    /// Devices by name, each its keys including `type` (nic, proxy).
+    #[serde(default)]
+    pub devices: Devices,
 }
 
 impl ContainerRecord {
@@ -54,6 +57,7 @@ impl ContainerRecord {
             config: BTreeMap::new(),
             pool: "default".into(),
             last_exit: None,
+            devices: BTreeMap::new(),
         }
     }
 }
@@ -136,4 +140,16 @@ impl SnapshotRecord {
 
 pub fn snapshot_key(container: &str, name: &str) -> String {
     format!("{container}/{name}")
+}
+
+/// Devices by name, each its keys including `type`.
+pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
+
+/// A managed network; its name is its bridge's name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub name: String,
+    pub status: RecordStatus,
+    /// ipv4.address (the gateway, always concrete once created), ipv4.nat, dns.domain.
+    pub config: BTreeMap<String, String>,
 }

@@ -92,7 +92,10 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     umount2(".", MntFlags::MNT_DETACH).ctx("detach the host's root")?;
     chdir("/").ctx("chdir /")?;
 
-    loopback_up()?;
+    link_up("lo")?;
+    for nic in &spec.nics {
+        link_up(&nic.name)?;
+    }
     setsid().ctx("setsid")?;
     attach_console()?;
     process::drop_bounding_capabilities().ctx("drop capabilities from the bounding set")?;
@@ -230,16 +233,25 @@ fn attach_console() -> Result<()> {
     Ok(())
 }
 
-fn loopback_up() -> Result<()> {
+/// Sets a link of the container's network namespace up, as LXC does for its nics
+/// (`lxc.net.N.flags = up`): the guest's DHCP client finds a working interface.
+fn link_up(name: &str) -> Result<()> {
+    let what = || format!("bring up {name}");
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IFNAMSIZ {
+        return Err(RuntimeError::Protocol(format!("interface name {name:?} is too long")));
+    }
     // SAFETY: a datagram socket only used for the interface flag ioctls below.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if sock < 0 {
-        return Err(nix::Error::last()).ctx("open a socket to bring up lo");
+        return Err(nix::Error::last()).ctx(what());
     }
-    // SAFETY: ifreq is plain data; the name is NUL-terminated; the fd is closed below.
+    // SAFETY: ifreq is plain data; the name fits with its NUL (zeroed); the fd is closed below.
     let rc = unsafe {
         let mut req: libc::ifreq = std::mem::zeroed();
-        req.ifr_name[..2].copy_from_slice(&[b'l' as libc::c_char, b'o' as libc::c_char]);
+        for (slot, byte) in req.ifr_name.iter_mut().zip(bytes) {
+            *slot = *byte as libc::c_char;
+        }
         let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
         if rc == 0 {
             req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
@@ -249,7 +261,7 @@ fn loopback_up() -> Result<()> {
         libc::close(sock);
         if rc == 0 { Ok(()) } else { Err(err) }
     };
-    rc.ctx("bring up lo")
+    rc.ctx(what())
 }
 
 fn exec(spec: &ContainerSpec) -> Result<Infallible> {

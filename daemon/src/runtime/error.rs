@@ -8,6 +8,8 @@ pub enum RuntimeError {
     Io { what: String, source: std::io::Error },
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     /// The container's setup process reported a failure before its init ran.
     #[error("container setup failed: {0}")]
     Child(String),

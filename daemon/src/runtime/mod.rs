@@ -14,4 +14,4 @@ pub mod spec;
 
 pub use error::{Result, RuntimeError};
 pub use parent::{Started, start};
-pub use spec::{ContainerSpec, IdMap};
+pub use spec::{ContainerSpec, IdMap, NicMove};

@@ -75,6 +75,8 @@ fn start_in_cgroup(
         fs::write(format!("/proc/{pid}/uid_map"), &line).ctx("write the uid map")?;
         fs::write(format!("/proc/{pid}/gid_map"), &line).ctx("write the gid map")?;
     }
+    let links: Vec<(String, String)> = spec.nics.iter().map(|n| (n.link.clone(), n.name.clone())).collect();
+    crate::network::links::move_links_blocking(pid.as_raw() as u32, &links)?;
     let tree = mountapi::clone_tree(&spec.rootfs).ctx(format!("clone the mount of {}", spec.rootfs.display()))?;
     if spec.idmap.is_some() {
         let userns: OwnedFd = fs::File::open(format!("/proc/{pid}/ns/user"))

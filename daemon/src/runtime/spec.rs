@@ -26,6 +26,18 @@ pub struct ContainerSpec {
     pub run_dir: PathBuf,
     /// Where the console's output is kept (bounded, rotated once).
     pub console_log: PathBuf,
+    /// Links waiting in the host's namespace to become the container's interfaces.
+    #[serde(default)]
+    pub nics: Vec<NicMove>,
+}
+
+/// A veth peer the monitor moves into the container's network namespace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NicMove {
+    /// Its name in the host's namespace.
+    pub link: String,
+    /// Its name inside the container.
+    pub name: String,
 }
 
 /// Container ids 0..size map to host ids host_base..host_base+size.

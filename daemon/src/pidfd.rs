@@ -1,0 +1,65 @@
+//! Processes the daemon started but that are not (or no longer) its children — dnsmasq,
+//! port-forwarding proxies — addressed through pidfds, so a PID reused by another
+//! process is never signalled.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// A pidfd for `pid`, or None when no such process exists.
+pub fn open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) returns a new file descriptor we then own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
+    // SAFETY: a non-negative result is a fresh descriptor.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The process behind `pid` if its command line passes `is_ours`, checked after the
+/// pidfd was opened: a reused PID then fails the check rather than getting the signal.
+pub fn open_checked(pid: u32, is_ours: impl Fn(&[String]) -> bool) -> Option<OwnedFd> {
+    let pidfd = open(pid)?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    is_ours(&args).then_some(pidfd)
+}
+
+/// A PID from a pid file, if the file holds one.
+pub fn read_pid_file(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+pub fn signal(pidfd: &OwnedFd, signal: i32) -> bool {
+    // SAFETY: pidfd_send_signal(2) with no siginfo.
+    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, 0usize, 0u32) == 0 }
+}
+
+/// Whether the process exits within `timeout` (its pidfd turns readable).
+pub fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut poll, 1, millis) == 1 }
+}
+
+/// SIGTERM, then SIGKILL if it is still there after `grace`.
+pub fn terminate(pidfd: &OwnedFd, grace: Duration) {
+    if signal(pidfd, libc::SIGTERM) && !wait_exit(pidfd, grace) {
+        signal(pidfd, libc::SIGKILL);
+        wait_exit(pidfd, Duration::from_secs(5));
+    }
+}
+
+/// A pidfd the tokio reactor watches: readable once the process has exited.
+pub fn watch(pidfd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the OwnedFd moves into the AsyncFd and stays open, the same descriptor,
+    // until the AsyncFd is dropped.
+    Ok(unsafe { tokio::io::unix::AsyncFd::register(pidfd) }?)
+}
