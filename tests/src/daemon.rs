@@ -41,6 +41,8 @@ pub struct Daemon {
     pub run_dir: PathBuf,
     pub socket: PathBuf,
     pub cgroup_parent: String,
+    /// The default network's bridge, named for this test.
+    pub bridge: String,
     pub idmap_base: u32,
     pub options: DaemonOptions,
     child: Option<Child>,
@@ -104,6 +106,7 @@ impl Daemon {
             run_dir: dir.path().join("run"),
             socket: dir.path().join("root/unix.socket"),
             cgroup_parent: format!("sysc-t{pid}-{n}"),
+            bridge: format!("sysct{}x{n}", pid % 100_000),
             idmap_base: 1_000_000 + slot * RANGES_PER_DAEMON * 65536,
             options,
             dir,
@@ -143,6 +146,8 @@ impl Daemon {
             .arg(self.options.storage)
             .arg("--storage-size-gib")
             .arg("8")
+            .arg("--network")
+            .arg(&self.bridge)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -351,6 +356,13 @@ impl Daemon {
             }
         }
         driver.remove_parent();
+        // Bridges, nftables tables and dnsmasq outlive a daemon by design.
+        if let Ok(entries) = std::fs::read_dir(self.root.join("networks")) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                syscd::network::tear_down_blocking(&self.root, &self.run_dir, &name);
+            }
+        }
         // Every pool's loop mount: the default one and those a test created.
         if let Ok(entries) = std::fs::read_dir(self.root.join("storage-pools")) {
             for pool in entries.flatten().map(|e| e.path()) {

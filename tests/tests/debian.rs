@@ -106,6 +106,48 @@ fn debian_boots_systemd_to_running_unprivileged_and_privileged_and_stops_cleanly
 }
 
 #[test]
+fn debian_gets_an_address_finds_containers_by_name_and_reaches_the_mirror_through_nat() {
+    let d = Daemon::start();
+    d.ok(&["launch", "busybox", "peer"]);
+    d.ok(&["launch", "debian", "net1"]);
+    let pid = assert_boots_systemd(&d, "net1");
+    let address = wait_until(Duration::from_secs(20), || {
+        let c = d.container("net1");
+        c["ipv4"].as_array()?.first()?.as_str().map(str::to_string)
+    });
+    assert!(
+        address.is_some_and(|a| a.ends_with("(eth0)")),
+        "no DHCP address:\n{}",
+        d.log()
+    );
+    let peer = wait_until(Duration::from_secs(20), || {
+        let c = d.container("peer");
+        c["ipv4"]
+            .as_array()?
+            .first()?
+            .as_str()?
+            .split(' ')
+            .next()
+            .map(str::to_string)
+    })
+    .expect("the busybox peer has an address");
+    for name in ["peer.sysc", "peer"] {
+        let (ok, out) = in_container(pid, &format!("getent hosts {name}"));
+        assert!(ok && out.contains(&peer), "{name} from debian: {out}");
+    }
+    let (ok, out) = in_container(pid, "ping -c 1 -W 3 peer");
+    assert!(ok, "ping peer: {out}");
+    let update = d.sysc(&["exec", "net1", "--", "apt-get", "update"]);
+    assert!(
+        update.success(),
+        "apt-get update through the NAT:\n{}{}",
+        update.stdout,
+        update.stderr
+    );
+    assert!(update.stdout.contains("deb.debian.org"), "{}", update.stdout);
+}
+
+#[test]
 fn systemd_boots_with_the_cgroup_v2_driver() {
     // On this hybrid host the v2 driver runs on the controller-less cgroup2: the code
     // path of a pure v2 host (delegation, process tracking, kill) without limits.
