@@ -301,6 +301,33 @@ fn more_networks_static_addresses_and_no_network() {
     let eth1: Ipv4Addr = both[1].split(' ').next().unwrap().parse().unwrap();
     assert!(same_subnet(eth1, gw2, prefix2), "{both:?}");
 
+    // A copy is another machine on the network: its own MAC. A restored snapshot
+    // taken before a nic was added keeps the nic's MAC.
+    d.ok(&["snapshot", "create", "two", "before"]);
+    d.ok(&["copy", "two", "twin"]);
+    let mac = |name: &str, nic: &str| {
+        d.container(name)["config"][format!("volatile.{nic}.hwaddr")]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert!(mac("twin", "eth0").is_some() && mac("twin", "eth0") != mac("two", "eth0"));
+    d.ok(&["stop", "two"]);
+    d.ok(&[
+        "config",
+        "device",
+        "add",
+        "two",
+        "eth2",
+        "nic",
+        &format!("network={second}"),
+    ]);
+    let eth2 = mac("two", "eth2").expect("a MAC for the new nic");
+    d.ok(&["snapshot", "restore", "two", "before"]);
+    assert_eq!(mac("two", "eth2").as_deref(), Some(eth2.as_str()));
+    d.ok(&["config", "device", "remove", "two", "eth2"]);
+    assert_eq!(mac("two", "eth2"), None, "the MAC goes with its nic");
+    d.ok(&["delete", "twin"]);
+
     // The same static address for another container is refused.
     d.ok(&["create", "busybox", "three"]);
     let error = d.fails(&[
@@ -417,6 +444,14 @@ fn networking_survives_a_daemon_restart_and_dnsmasq_is_supervised() {
     // With the daemon down the container keeps its lease and dnsmasq keeps serving.
     let lease_file = leases(&d, &d.bridge);
     assert!(lease_file.contains(&address.to_string()), "{lease_file}");
+    let ping = Command::new("busybox")
+        .args(["ping", "-c", "1", "-W", "3", &address.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "the host reaches the container without the daemon"
+    );
     assert!(
         std::path::Path::new(&format!("/proc/{dnsmasq}")).exists(),
         "dnsmasq keeps serving"

@@ -28,9 +28,18 @@ impl Manager {
             .await
             .map_err(|e| Error::Internal(format!("restore {container}/{name}: {e}")))?;
         let mut config = snapshot.config.clone();
-        for key in [keys::IDMAP_BASE, keys::IDMAP_SIZE] {
+        // The id range stays, and so do the nics' MACs: devices are not part of a snapshot.
+        let hwaddr_keys = record
+            .config
+            .keys()
+            .chain(snapshot.config.keys())
+            .filter(|key| key.starts_with(keys::VOLATILE_PREFIX) && key.ends_with(".hwaddr"))
+            .cloned()
+            .collect::<Vec<_>>();
+        let kept = [keys::IDMAP_BASE.to_string(), keys::IDMAP_SIZE.to_string()];
+        for key in kept.iter().chain(&hwaddr_keys) {
             match record.config.get(key) {
-                Some(value) => config.insert(key.to_string(), value.clone()),
+                Some(value) => config.insert(key.clone(), value.clone()),
                 None => config.remove(key),
             };
         }

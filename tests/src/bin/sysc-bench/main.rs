@@ -14,9 +14,12 @@
 //! storage and `cp -a --reflink=auto` or `tar` of the same tree. `sysc file push` and
 //! `pull` carry a 1 GiB file and a tree of 10,000 small files to and from a running
 //! busybox container, beside `cp` and `tar | tar` of the same data, with syscd's peak RSS
-//! before and after (files.rs). Everything made here (daemon, containers, cgroups,
-//! mounts, loop devices, scratch files) is removed on the way out, also after a failure
-//! or Ctrl-C.
+//! before and after (files.rs). `network` times DHCP on the bench daemon's own default
+//! network, from `sysc start` until eth0 has its address: busybox, debian, and 20 busybox
+//! containers started at once (network.rs; sysc only, no reference). Everything made here
+//! (daemon, containers, cgroups, mounts, loop devices, scratch files, and the daemon's
+//! network: dnsmasq, nftables table and bridge, after the containers and the daemon) is
+//! removed on the way out, also after a failure or Ctrl-C.
 //!
 //! Build and run: `scripts/bench [--runs N] [--only SCENARIO]`. With
 //! SYSC_TEST_TEMPLATE_CACHE pointing at a debootstrap cache the debian image builds in
@@ -30,6 +33,7 @@ mod lxc;
 mod manager;
 mod measure;
 mod memory;
+mod network;
 mod pidfd;
 mod readiness;
 mod report;
@@ -52,7 +56,7 @@ use crate::report::{Figure, Report};
 #[command(
     name = "sysc-bench",
     about = "sysc beside LXC on this host: start, stop, density, second-launch, exec, snapshot, export and \
-             file transfer timings",
+             file transfer timings, and DHCP on sysc's network",
     after_help = "Run as root. Set SYSC_TEST_TEMPLATE_CACHE to a debootstrap cache \
                   (e.g. /var/cache/sysc-dev) so the debian image builds in seconds."
 )]
@@ -92,6 +96,9 @@ enum Scenario {
     /// busybox, running: `file push`/`pull` of a 1 GiB file and of 10,000 small files beside
     /// `cp` and `tar | tar`, and syscd's peak RSS
     Files,
+    /// sysc only: from `sysc start` until eth0 has its DHCP address, busybox and debian, and
+    /// 20 busybox containers started at once
+    Network,
 }
 
 impl Scenario {
@@ -107,6 +114,7 @@ impl Scenario {
             Self::Snapshot => snapshots::snapshot(bench),
             Self::Export => snapshots::export(bench),
             Self::Files => files::files(bench),
+            Self::Network => network::network(bench),
         }
     }
 

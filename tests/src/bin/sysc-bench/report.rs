@@ -5,6 +5,7 @@ use std::fs;
 
 use crate::bench::Bench;
 use crate::measure::SETTLE_PAUSE;
+use crate::network::POLL_INTERVAL;
 use crate::series::Series;
 
 #[derive(Clone, Copy)]
@@ -46,6 +47,8 @@ pub enum Reference {
     Measured { label: String, series: Series },
     /// A fixed figure in the row's unit: an absolute target.
     Constant(f64),
+    /// Nothing: a plain sysc figure, with nothing to compare it with on this host.
+    Alone,
 }
 
 impl Reference {
@@ -53,6 +56,7 @@ impl Reference {
         match self {
             Self::Measured { series, .. } => series.median(),
             Self::Constant(value) => Some(*value),
+            Self::Alone => None,
         }
     }
 
@@ -60,7 +64,7 @@ impl Reference {
     fn measured(&self) -> Option<(&str, &Series)> {
         match self {
             Self::Measured { label, series } => Some((label.as_str(), series)),
-            Self::Constant(_) => None,
+            Self::Constant(_) | Self::Alone => None,
         }
     }
 }
@@ -114,6 +118,17 @@ impl Figure {
         }
     }
 
+    /// sysc's figure by itself: no reference, no ratio, no target.
+    pub fn alone(label: &str, unit: Unit, sysc: Series) -> Self {
+        Self {
+            label: label.to_string(),
+            unit,
+            sysc,
+            reference: Reference::Alone,
+            target: None,
+        }
+    }
+
     fn ratio(&self) -> Option<f64> {
         Some(self.sysc.median()? / self.reference.median()?)
     }
@@ -147,6 +162,7 @@ impl Figure {
         let reference = match &self.reference {
             Reference::Measured { label, series } => format!("{label} {}", value(series)),
             Reference::Constant(limit) => format!("target {}", self.unit.format(*limit)),
+            Reference::Alone => "—".to_string(),
         };
         vec![
             self.label.clone(),
@@ -212,6 +228,14 @@ impl Report {
              before it counts; peak RSS: syscd's VmHWM (reset before the first transfer), a command's ru_maxrss"
                 .into(),
             format!(
+                "network: sysc only, on the bench daemon's own default network {network} (bridge, nftables table \
+                 `ip sysc-{network}`, dnsmasq --no-ping); from the spawn of `sysc start NAME...` until eth0 of each \
+                 container has an IPv4 address, read in its network namespace as `sysc list` reads it, polled every \
+                 {} ms",
+                POLL_INTERVAL.as_millis(),
+                network = bench.sysc.network()
+            ),
+            format!(
                 "Each run: every side in turn (rotating who goes first), each timed step \
                  on a settled host (sync, then {} ms idle).",
                 SETTLE_PAUSE.as_millis()
@@ -253,6 +277,8 @@ impl Report {
         println!("Exec round trips: each run's median call (fastest–slowest call); throughput: each");
         println!("run's median read (every read's MB/s). Exports: each run's MB/s (the archive's size).");
         println!("Files: each run's MB/s or ms (the command's peak RSS in MiB); syscd: one reading each.");
+        println!("Network: (the address, or how many got one; start command + PID look-up + wait for the");
+        println!("address, in ms; with several, how many had theirs at the first look).");
         // Long reference names ("cp, ext4 → btrfs pool") would push their samples out of line.
         let width = self
             .figures

@@ -211,6 +211,56 @@ impl Sysc {
         format!("{}{path}", self.full_name(name))
     }
 
+    /// `sysc start NAME...`, not started yet: one command, whose CLI sends the starts at once.
+    pub fn start_command(&self, names: &[&str]) -> Command {
+        let names: Vec<Cow<str>> = names.iter().map(|name| self.full_name(name)).collect();
+        let mut start = self.command(&["start"]);
+        start.args(names.iter().map(|name| name.as_ref()));
+        start
+    }
+
+    /// sysc name → its `ipv4` in `sysc list` ("10.53.250.12 (eth0)"), for every container.
+    pub fn ipv4(&self) -> Result<HashMap<String, Vec<String>>> {
+        Ok(self
+            .containers()?
+            .iter()
+            .filter_map(|c| {
+                let addresses = c["ipv4"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|a| a.as_str().map(String::from));
+                Some((c["name"].as_str()?.to_string(), addresses.collect()))
+            })
+            .collect())
+    }
+
+    /// The daemon's default network (and its bridge): the test harness names it for this
+    /// process and tears it down (dnsmasq, nftables table, bridge) once the containers and
+    /// the daemon are gone.
+    pub fn network(&self) -> &str {
+        &self.daemon.bridge
+    }
+
+    /// The log of the default network's dnsmasq (every DHCP exchange, `--log-dhcp`).
+    pub fn dnsmasq_log(&self) -> PathBuf {
+        self.daemon
+            .root
+            .join("networks")
+            .join(self.network())
+            .join("dnsmasq.log")
+    }
+
+    /// The last `lines` lines of that log, for a failure's message.
+    pub fn dnsmasq_log_tail(&self, lines: usize) -> String {
+        match std::fs::read_to_string(self.dnsmasq_log()) {
+            Ok(log) => {
+                let all: Vec<&str> = log.lines().collect();
+                all[all.len().saturating_sub(lines)..].join("\n")
+            }
+            Err(err) => format!("({}: {err})", self.dnsmasq_log().display()),
+        }
+    }
+
     /// The PID of the syscd behind both sides.
     pub fn daemon_pid(&self) -> i32 {
         self.daemon.pid() as i32
