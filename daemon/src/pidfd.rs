@@ -8,8 +8,10 @@ use std::time::Duration;
 
 /// A pidfd for `pid`, or None when no such process exists.
 pub fn open(pid: u32) -> Option<OwnedFd> {
+    // 0 would be ourselves; above i32::MAX no PID the kernel gives out.
+    let pid = libc::pid_t::try_from(pid).ok().filter(|pid| *pid > 0)?;
     // SAFETY: pidfd_open(2) returns a new file descriptor we then own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
     // SAFETY: a non-negative result is a fresh descriptor.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -39,22 +41,35 @@ pub fn signal(pidfd: &OwnedFd, signal: i32) -> bool {
 
 /// Whether the process exits within `timeout` (its pidfd turns readable).
 pub fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    let mut poll = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut poll, 1, millis) == 1 }
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mut poll = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut poll, 1, millis) } {
+            1 => return true,
+            -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            _ => return false,
+        }
+    }
 }
 
-/// SIGTERM, then SIGKILL if it is still there after `grace`.
-pub fn terminate(pidfd: &OwnedFd, grace: Duration) {
-    if signal(pidfd, libc::SIGTERM) && !wait_exit(pidfd, grace) {
-        signal(pidfd, libc::SIGKILL);
-        wait_exit(pidfd, Duration::from_secs(5));
+/// SIGTERM, then SIGKILL if it is still there after `grace`; whether it is gone.
+pub fn terminate(pidfd: &OwnedFd, grace: Duration) -> bool {
+    if !signal(pidfd, libc::SIGTERM) {
+        return true; // already gone
     }
+    if wait_exit(pidfd, grace) {
+        return true;
+    }
+    tracing::warn!("process still running {grace:?} after SIGTERM; killing it");
+    signal(pidfd, libc::SIGKILL);
+    wait_exit(pidfd, Duration::from_secs(5))
 }
 
 /// A pidfd the tokio reactor watches: readable once the process has exited.

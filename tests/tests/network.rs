@@ -74,6 +74,11 @@ fn serve_http(d: &Daemon, name: &str, body: &str) {
     d.ok(&["exec", name, "--", "httpd", "-p", "80", "-h", "/www"]);
 }
 
+/// `sysc config device add CONTAINER DEVICE proxy LISTEN CONNECT` as arguments.
+fn proxy_device<'a>(container: &'a str, device: &'a str, listen: &'a str, connect: &'a str) -> [&'a str; 8] {
+    ["config", "device", "add", container, device, "proxy", listen, connect]
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -161,16 +166,7 @@ fn proxy_devices_forward_host_ports_and_come_back_after_a_restart() {
     serve_http(&d, "web1", "served through the proxy\n");
     let port = free_port();
     let listen = format!("listen=tcp:127.0.0.1:{port}");
-    d.ok(&[
-        "config",
-        "device",
-        "add",
-        "web1",
-        "http",
-        "proxy",
-        &listen,
-        "connect=tcp:127.0.0.1:80",
-    ]);
+    d.ok(&proxy_device("web1", "http", &listen, "connect=tcp:127.0.0.1:80"));
     let url = format!("127.0.0.1:{port}");
     let body = wait_until(Duration::from_secs(5), || http_get(&url).ok());
     assert_eq!(body.as_deref(), Some("served through the proxy\n"));
@@ -195,16 +191,7 @@ fn bad_proxy_devices_are_refused_and_change_nothing() {
     d.ok(&["launch", "busybox", "p1"]);
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = format!("listen=tcp:127.0.0.1:{}", taken.local_addr().unwrap().port());
-    let error = d.fails(&[
-        "config",
-        "device",
-        "add",
-        "p1",
-        "web",
-        "proxy",
-        &busy,
-        "connect=tcp:127.0.0.1:80",
-    ]);
+    let error = d.fails(&proxy_device("p1", "web", &busy, "connect=tcp:127.0.0.1:80"));
     assert!(error.to_lowercase().contains("address already in use"), "{error}");
     for (listen, connect, expected) in [
         ("listen=tcp:127.0.0.1", "connect=tcp:127.0.0.1:80", "listen"),
@@ -212,7 +199,7 @@ fn bad_proxy_devices_are_refused_and_change_nothing() {
         ("listen=tcp:127.0.0.1:9999", "connect=tcp:localhost:80", "connect"),
         ("listen=tcp:127.0.0.1:0", "connect=tcp:127.0.0.1:80", "port"),
     ] {
-        let error = d.fails(&["config", "device", "add", "p1", "web", "proxy", listen, connect]);
+        let error = d.fails(&proxy_device("p1", "web", listen, connect));
         assert!(error.contains(expected), "{listen} {connect}: {error}");
     }
     let devices = d.container("p1");
@@ -230,27 +217,9 @@ fn bad_proxy_devices_are_refused_and_change_nothing() {
     // One listen address, one proxy, across containers.
     let port = free_port();
     let listen = format!("listen=tcp:127.0.0.1:{port}");
-    d.ok(&[
-        "config",
-        "device",
-        "add",
-        "p1",
-        "web",
-        "proxy",
-        &listen,
-        "connect=tcp:127.0.0.1:80",
-    ]);
+    d.ok(&proxy_device("p1", "web", &listen, "connect=tcp:127.0.0.1:80"));
     d.ok(&["create", "busybox", "p2"]);
-    let error = d.fails(&[
-        "config",
-        "device",
-        "add",
-        "p2",
-        "web",
-        "proxy",
-        &listen,
-        "connect=tcp:127.0.0.1:80",
-    ]);
+    let error = d.fails(&proxy_device("p2", "web", &listen, "connect=tcp:127.0.0.1:80"));
     assert!(error.contains("already the listen address"), "{error}");
 }
 

@@ -73,11 +73,8 @@ impl Manager {
             return;
         };
         let (name, dev) = (container.to_string(), device.to_string());
-        let stopped = tokio::task::spawn_blocking(move || proxy::stop(pid, &name, &dev)).await;
-        match stopped {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(container, device, "stopping the proxy: {e}"),
-            Err(e) => tracing::warn!(container, device, "proxy task: {e}"),
+        if let Err(e) = tokio::task::spawn_blocking(move || proxy::stop(pid, &name, &dev)).await {
+            tracing::warn!(container, device, "proxy task: {e}");
         }
         let _ = std::fs::remove_file(pid_file);
     }

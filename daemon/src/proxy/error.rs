@@ -27,12 +27,4 @@ pub enum ProxyError {
     Failed(String),
     #[error("the proxy helper {outcome}; see {}", log.display())]
     NotReady { outcome: String, log: PathBuf },
-    #[error("stop proxy device {device} of {container} (pid {pid}): {what}: {source}")]
-    Stop {
-        container: String,
-        device: String,
-        pid: u32,
-        what: &'static str,
-        source: io::Error,
-    },
 }
