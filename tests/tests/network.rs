@@ -99,8 +99,14 @@ fn leases(d: &Daemon, network: &str) -> String {
 fn containers_get_addresses_names_and_reach_each_other_and_the_host() {
     let d = Daemon::start();
     d.ok(&["launch", "busybox", "b1"]);
-    d.ok(&["launch", "busybox", "b2"]);
+    let launched = std::time::Instant::now();
     let a1 = wait_for_address(&d, "b1");
+    assert!(
+        launched.elapsed() < Duration::from_secs(5),
+        "DHCP took {:?}",
+        launched.elapsed()
+    );
+    d.ok(&["launch", "busybox", "b2"]);
     let a2 = wait_for_address(&d, "b2");
     let (gw, prefix) = gateway(&d, &d.bridge);
     assert!(
