@@ -20,7 +20,11 @@
 //! address after ADDRESS_TIMEOUT fails its run, with how many got one. Between runs the
 //! containers are killed, untimed; their leases end with the run (dhcp_release), so every
 //! start asks dnsmasq afresh. dnsmasq runs with `--no-ping`: without it each offer waits
-//! about 3 s for a ping to prove the address unused.
+//! about 3 s for a ping to prove the address unused. With it, dnsmasq keeps no record of
+//! the addresses it has offered and not yet leased, so when two containers whose MACs hash
+//! to the same address ask at once both are offered it, the second's REQUEST is NAKed, and
+//! busybox's udhcpc waits 3 s before it asks again: with 20 at once that happens in many
+//! runs, and a sample's note counts the DHCPNAKs dnsmasq logged during it.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -112,14 +116,16 @@ fn start_until_addressed(sysc: &Sysc, names: &[&str]) -> Result<Sample> {
 
 /// From just before `sysc start NAMES` is spawned until every one's eth0 has an IPv4
 /// address; then, untimed, `sysc list` must show those addresses. The note: the address
-/// (one container) or how many got one (several); then start command + PID look-up + wait
-/// in ms; for several, how many already had theirs at the first look.
+/// (one container) or how many got one (several); start command + PID look-up + wait, in
+/// ms; for several, how many had theirs at the first look and which was last; and the
+/// DHCPNAKs dnsmasq logged meanwhile, if any.
 fn time_addresses(sysc: &Sysc, names: &[&str]) -> Result<Sample> {
+    let naks_before = sysc.dnsmasq_naks();
     let began = Instant::now();
     let output = output_within(&mut sysc.start_command(names), START_TIMEOUT)?;
     ensure!(
         output.status.success(),
-        "`sysc start` of {} failed ({}): {}",
+        "`sysc start {}` failed ({}): {}",
         names.join(" "),
         output.status,
         String::from_utf8_lossy(&output.stderr).trim()
@@ -128,28 +134,30 @@ fn time_addresses(sysc: &Sysc, names: &[&str]) -> Result<Sample> {
     let pids = sysc.init_pids(names)?;
     let found = began.elapsed();
 
-    let mut addresses: Vec<Option<Ipv4Addr>> = vec![None; names.len()];
-    let mut at_first_look = 0;
+    // Each container's address, and when it was first seen.
+    let mut seen: Vec<Option<(Duration, Ipv4Addr)>> = vec![None; names.len()];
     let mut first_look = true;
+    let mut at_first_look = 0;
     loop {
         check_interrupted()?;
         for (index, &pid) in pids.iter().enumerate() {
-            if addresses[index].is_none() {
-                addresses[index] = eth0_ipv4(pid).with_context(|| format!("{}: eth0", names[index]))?;
-                if first_look && addresses[index].is_some() {
-                    at_first_look += 1;
-                }
+            if seen[index].is_some() {
+                continue;
+            }
+            if let Some(address) = eth0_ipv4(pid).with_context(|| format!("{}: eth0", names[index]))? {
+                seen[index] = Some((began.elapsed(), address));
+                at_first_look += usize::from(first_look);
             }
         }
         first_look = false;
-        if addresses.iter().all(Option::is_some) {
+        if seen.iter().all(Option::is_some) {
             break;
         }
-        if began.elapsed() - found > ADDRESS_TIMEOUT {
+        if began.elapsed().saturating_sub(found) > ADDRESS_TIMEOUT {
             let missing: Vec<&str> = names
                 .iter()
-                .zip(&addresses)
-                .filter(|(_, address)| address.is_none())
+                .zip(&seen)
+                .filter(|(_, seen)| seen.is_none())
                 .map(|(name, _)| *name)
                 .collect();
             bail!(
@@ -163,8 +171,14 @@ fn time_addresses(sysc: &Sysc, names: &[&str]) -> Result<Sample> {
         }
         std::thread::sleep(POLL_INTERVAL);
     }
-    let ready = began.elapsed();
-    let addresses: Vec<Ipv4Addr> = addresses.into_iter().flatten().collect();
+    let seen: Vec<(Duration, Ipv4Addr)> = seen.into_iter().flatten().collect();
+    let (last, ready) = seen
+        .iter()
+        .enumerate()
+        .map(|(index, (at, _))| (names[index], *at))
+        .max_by_key(|(_, at)| *at)
+        .ok_or_else(|| anyhow!("no containers"))?;
+    let addresses: Vec<Ipv4Addr> = seen.iter().map(|(_, address)| *address).collect();
 
     check_listed(sysc, names, &addresses)?;
     let phases = format!(
@@ -173,13 +187,17 @@ fn time_addresses(sysc: &Sysc, names: &[&str]) -> Result<Sample> {
         millis(found - started),
         millis(ready - found)
     );
-    let note = match addresses.as_slice() {
+    let mut note = match addresses.as_slice() {
         [address] => format!("{address}; {phases}"),
         _ => format!(
-            "{n}/{n}; {phases}; {at_first_look} at the first look",
+            "{n}/{n}; {phases}; {at_first_look} at the first look, last {last}",
             n = addresses.len()
         ),
     };
+    let naks = sysc.dnsmasq_naks().saturating_sub(naks_before);
+    if naks > 0 {
+        note.push_str(&format!("; {naks} DHCPNAK"));
+    }
     Ok(Sample {
         value: millis(ready),
         note: Some(note),

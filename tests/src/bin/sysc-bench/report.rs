@@ -278,7 +278,8 @@ impl Report {
         println!("run's median read (every read's MB/s). Exports: each run's MB/s (the archive's size).");
         println!("Files: each run's MB/s or ms (the command's peak RSS in MiB); syscd: one reading each.");
         println!("Network: (the address, or how many got one; start command + PID look-up + wait for the");
-        println!("address, in ms; with several, how many had theirs at the first look).");
+        println!("address, in ms; with several, how many had theirs at the first look and which was last;");
+        println!("DHCPNAKs that dnsmasq logged meanwhile, if any).");
         // Long reference names ("cp, ext4 → btrfs pool") would push their samples out of line.
         let width = self
             .figures

@@ -250,6 +250,13 @@ impl Sysc {
             .join("dnsmasq.log")
     }
 
+    /// How many DHCPNAKs that log holds so far: each sends a busybox client into a 3 s wait.
+    pub fn dnsmasq_naks(&self) -> usize {
+        std::fs::read_to_string(self.dnsmasq_log())
+            .map(|log| log.lines().filter(|line| line.contains("DHCPNAK")).count())
+            .unwrap_or(0)
+    }
+
     /// The last `lines` lines of that log, for a failure's message.
     pub fn dnsmasq_log_tail(&self, lines: usize) -> String {
         match std::fs::read_to_string(self.dnsmasq_log()) {
