@@ -77,9 +77,20 @@ impl Manager {
             )),
             other => other,
         })?;
-        let line = crate::network::dnsmasq::host_line(&plan.mac, plan.nic.address, &record.name);
+        let statics = self
+            .static_addresses(network)?
+            .into_iter()
+            .filter(|a| Some(*a) != plan.nic.address)
+            .collect();
         self.networks
-            .register_host(network, &host_file(&record.name, &plan.device), line)
+            .register_host(
+                network,
+                &host_file(&record.name, &plan.device),
+                &plan.mac,
+                &record.name,
+                plan.nic.address,
+                statics,
+            )
             .await?;
         let (host, peer) = self.networks.plug(network, &plan.mac).await?;
         Ok(Plugged {

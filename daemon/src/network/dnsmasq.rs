@@ -184,6 +184,32 @@ pub fn write_host(paths: &Paths, file: &str, line: &str) -> Result<bool, Network
     Ok(true)
 }
 
+/// A host file's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    pub mac: String,
+    pub address: Option<Ipv4Addr>,
+}
+
+/// Every host file with its entry.
+pub fn host_entries(paths: &Paths) -> Vec<(String, HostEntry)> {
+    let Ok(dir) = std::fs::read_dir(paths.hosts_dir()) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            let mut fields = text.trim().split(',');
+            let mac = fields.next()?.to_string();
+            let address = fields.next().and_then(|f| f.parse().ok());
+            Some((
+                entry.file_name().to_string_lossy().into_owned(),
+                HostEntry { mac, address },
+            ))
+        })
+        .collect()
+}
+
 /// Removes a host file; whether there was one.
 pub fn remove_host(paths: &Paths, file: &str) -> bool {
     std::fs::remove_file(paths.hosts_dir().join(file)).is_ok()

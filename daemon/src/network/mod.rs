@@ -10,6 +10,7 @@ pub mod dnsmasq;
 pub mod firewall;
 pub mod links;
 pub mod nic;
+mod reservations;
 pub mod subnet;
 mod supervisor;
 
@@ -72,6 +73,8 @@ pub struct Networks {
     /// Serializes creating and deleting networks.
     changes: tokio::sync::Mutex<()>,
     supervisors: std::sync::Mutex<HashMap<String, supervisor::Supervisor>>,
+    /// Serializes picking addresses, so two nics never get the same one.
+    reservations: tokio::sync::Mutex<()>,
 }
 
 /// A network as clients see it.
@@ -102,6 +105,7 @@ impl Networks {
             default_name: std::sync::Mutex::new(None),
             changes: tokio::sync::Mutex::new(()),
             supervisors: std::sync::Mutex::new(HashMap::new()),
+            reservations: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -372,18 +376,34 @@ impl Networks {
         }
     }
 
-    /// Makes dnsmasq give `mac` its name (and static address); `file` names the entry.
-    pub async fn register_host(&self, network: &str, file: &str, line: String) -> Result<()> {
+    /// Makes dnsmasq give `mac` its name and an address: `address`, or one reserved here
+    /// (see reservations.rs). `file` names the entry; `statics` are the other nics' static
+    /// addresses on the network.
+    pub async fn register_host(
+        &self,
+        network: &str,
+        file: &str,
+        mac: &str,
+        hostname: &str,
+        address: Option<std::net::Ipv4Addr>,
+        statics: Vec<std::net::Ipv4Addr>,
+    ) -> Result<std::net::Ipv4Addr> {
+        let gateway = self.settings(network)?.gateway;
         let paths = self.paths(network);
-        let file = file.to_string();
-        blocking(move || {
-            if dnsmasq::write_host(&paths, &file, &line)? {
-                dnsmasq::reload(&paths);
-            }
-            Ok(())
+        let (file, mac, hostname) = (file.to_string(), mac.to_string(), hostname.to_string());
+        let _picking = self.reservations.lock().await;
+        let reserved = blocking(move || {
+            let request = reservations::Request {
+                file: &file,
+                mac: &mac,
+                hostname: &hostname,
+                address,
+                statics: &statics,
+            };
+            reservations::reserve(&paths, &gateway, &request)
         })
         .await?;
-        Ok(())
+        Ok(reserved)
     }
 
     /// Forgets a host entry and ends the MAC's leases.

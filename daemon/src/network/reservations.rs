@@ -1,0 +1,159 @@
+//! Every nic gets its address reserved in dnsmasq's host files before its container
+//! starts. dnsmasq with --no-ping does not remember what it has offered, so two clients
+//! asking at the same moment can be offered the same free address; the loser is NAKed
+//! and busybox's udhcpc waits 3 s before asking again. A reservation per MAC, picked
+//! here under one lock, rules that out.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use super::NetworkError;
+use super::dnsmasq::{self, Paths};
+use super::subnet::Gateway;
+
+/// What one nic asks for.
+pub struct Request<'a> {
+    /// Its host file's name.
+    pub file: &'a str,
+    pub mac: &'a str,
+    pub hostname: &'a str,
+    /// A static address (ipv4.address); None: the daemon picks one.
+    pub address: Option<Ipv4Addr>,
+    /// Static addresses of other nics on the network, started or not.
+    pub statics: &'a [Ipv4Addr],
+}
+
+/// Writes the nic's host file; its address. Blocking; the caller serializes calls per
+/// network.
+pub fn reserve(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ipv4Addr, NetworkError> {
+    let address = match request.address {
+        Some(address) => address,
+        None => pick(paths, gateway, request)?,
+    };
+    let line = dnsmasq::host_line(request.mac, Some(address), request.hostname);
+    if dnsmasq::write_host(paths, request.file, &line)? {
+        dnsmasq::reload(paths);
+    }
+    Ok(address)
+}
+
+/// The nic's previous address if it is still free, else the first free one from a
+/// place that depends on the MAC (so addresses stay put across restarts).
+fn pick(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ipv4Addr, NetworkError> {
+    let mut taken: HashSet<Ipv4Addr> = request.statics.iter().copied().collect();
+    taken.insert(gateway.address());
+    let mut previous = None;
+    for (file, entry) in dnsmasq::host_entries(paths) {
+        if file == request.file {
+            previous = entry.address;
+        } else if let Some(address) = entry.address {
+            taken.insert(address);
+        }
+    }
+    for lease in dnsmasq::leases(paths) {
+        if lease.mac.eq_ignore_ascii_case(request.mac) {
+            previous = previous.or(Some(lease.address));
+        } else {
+            taken.insert(lease.address);
+        }
+    }
+    if let Some(previous) = previous.filter(|a| !taken.contains(a) && gateway.check_host(*a).is_ok()) {
+        return Ok(previous);
+    }
+    let candidates: Vec<(u32, u32)> = gateway
+        .dhcp_ranges()
+        .into_iter()
+        .map(|(start, end)| (u32::from(start), u32::from(end)))
+        .collect();
+    let total: u32 = candidates.iter().map(|(start, end)| end - start + 1).sum();
+    let first = mac_number(request.mac) % total.max(1);
+    (0..total)
+        .map(|i| nth(&candidates, (first + i) % total))
+        .find(|address| !taken.contains(address))
+        .ok_or_else(|| {
+            NetworkError::Conflict(format!(
+                "network {} has no free address left for {}",
+                gateway.subnet(),
+                request.hostname
+            ))
+        })
+}
+
+fn nth(ranges: &[(u32, u32)], mut index: u32) -> Ipv4Addr {
+    for (start, end) in ranges {
+        let size = end - start + 1;
+        if index < size {
+            return Ipv4Addr::from(start + index);
+        }
+        index -= size;
+    }
+    unreachable!("index within the ranges' total")
+}
+
+/// The MAC's last three bytes as a number: the part that differs between nics.
+fn mac_number(mac: &str) -> u32 {
+    let bytes = super::nic::parse_mac(mac).unwrap_or_default();
+    u32::from_be_bytes([0, bytes[3], bytes[4], bytes[5]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> (tempfile::TempDir, Paths) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path(), dir.path(), "br0");
+        std::fs::create_dir_all(paths.hosts_dir()).unwrap();
+        (dir, paths)
+    }
+
+    fn request<'a>(file: &'a str, mac: &'a str, statics: &'a [Ipv4Addr]) -> Request<'a> {
+        Request {
+            file,
+            mac,
+            hostname: file,
+            address: None,
+            statics,
+        }
+    }
+
+    #[test]
+    fn nics_get_distinct_addresses_that_stay_put() {
+        let (_dir, paths) = scratch();
+        let gateway = Gateway::parse("10.9.0.1/24").unwrap();
+        // Two MACs that point at the same place: 5 and 258 in a range of 253.
+        let a = reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:05", &[])).unwrap();
+        let b = reserve(&paths, &gateway, &request("b.eth0", "10:66:6a:00:01:02", &[])).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:05", &[])).unwrap(),
+            a
+        );
+        let written = std::fs::read_to_string(paths.hosts_dir().join("b.eth0")).unwrap();
+        assert_eq!(written, format!("10:66:6a:00:01:02,{b},b.eth0\n"));
+    }
+
+    #[test]
+    fn statics_leases_and_the_gateway_are_never_picked() {
+        let (_dir, paths) = scratch();
+        let gateway = Gateway::parse("10.9.0.1/30").unwrap();
+        // A /30 has two hosts: .1 is the gateway, .2 the only one left.
+        assert_eq!(
+            reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:00", &[])).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 2)
+        );
+        let full = reserve(&paths, &gateway, &request("b.eth0", "10:66:6a:00:00:01", &[]));
+        assert!(full.unwrap_err().to_string().contains("no free address"));
+
+        let (_dir, paths) = scratch();
+        let gateway = Gateway::parse("10.9.0.1/29").unwrap();
+        std::fs::write(paths.leases(), "1 10:66:6a:99:99:99 10.9.0.2 x *\n").unwrap();
+        let statics = [
+            Ipv4Addr::new(10, 9, 0, 3),
+            Ipv4Addr::new(10, 9, 0, 4),
+            Ipv4Addr::new(10, 9, 0, 5),
+        ];
+        let picked = reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:00", &statics)).unwrap();
+        assert_eq!(picked, Ipv4Addr::new(10, 9, 0, 6));
+    }
+}
