@@ -29,11 +29,7 @@ use links::Netlink;
 pub enum NetworkError {
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The request clashes with the state of things: a link name taken, a network in use.
+    /// The request clashes with the state of things: no address left on the network.
     #[error("{0}")]
     Conflict(String),
     /// The host failed us (netlink, nft, dnsmasq).
@@ -45,8 +41,6 @@ impl From<NetworkError> for Error {
     fn from(e: NetworkError) -> Self {
         match e {
             NetworkError::Invalid(m) => Error::InvalidArgument(m),
-            NetworkError::NotFound(m) => Error::NotFound(m),
-            NetworkError::AlreadyExists(m) => Error::AlreadyExists(m),
             NetworkError::Conflict(m) => Error::FailedPrecondition(m),
             NetworkError::Host(m) => Error::Internal(m),
         }
