@@ -366,7 +366,16 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let db = Db::open(dir.path()).unwrap();
+        // sled's flusher thread may hold the file lock a moment after the handle is gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match Db::open(dir.path()) {
+                Err(Error::FailedPrecondition(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
         assert_eq!(db.image("default", "abc123").unwrap().unwrap().fingerprint, "abc123");
         assert_eq!(db.images().unwrap().len(), 1);
     }
