@@ -5,14 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::network::assign_macs;
+use super::network::{assign_macs, nic_devices};
 use super::proxies;
 use super::{ContainerView, Live, Manager};
-use crate::db::ContainerRecord;
+use crate::db::{ContainerRecord, device_is};
 use crate::error::{Error, Result};
 use crate::network::nic::{self, Nic};
-
-use crate::db::Devices;
 
 /// Device names end up in file names and config keys: 1 to 63 letters, digits, '-',
 /// '_' and '.', not starting with '.'.
@@ -47,11 +45,11 @@ impl Manager {
         }
         record.devices.insert(device.to_string(), config.clone());
         self.check_device(&record, device)?;
-        if nic_type(&config) {
+        if device_is(&config, nic::TYPE) {
             let taken = self.macs_in_use()?;
             assign_macs(&record.devices, &mut record.config, &taken);
         }
-        if proxy_type(&config) && self.is_running(name).await {
+        if device_is(&config, proxies::TYPE) && self.is_running(name).await {
             self.start_proxy(name, device, &config).await?;
         }
         self.save(&record).await?;
@@ -84,7 +82,7 @@ impl Manager {
         }
         record.devices.insert(device.to_string(), config.clone());
         self.check_device(&record, device)?;
-        if proxy_type(&config) && self.is_running(name).await {
+        if device_is(&config, proxies::TYPE) && self.is_running(name).await {
             self.stop_proxy(name, device).await;
             if let Err(e) = self.start_proxy(name, device, &config).await {
                 if let Err(again) = self.start_proxy(name, device, &old).await {
@@ -102,10 +100,10 @@ impl Manager {
         let _guard = self.locks.lock(name).await;
         let mut record = self.record(name)?;
         let config = device_of(&record, device)?.clone();
-        if proxy_type(&config) {
+        if device_is(&config, proxies::TYPE) {
             self.stop_proxy(name, device).await;
         }
-        if nic_type(&config) {
+        if device_is(&config, nic::TYPE) {
             let key = nic::hwaddr_key(device);
             if let (Some(network), Some(mac)) = (config.get("network"), record.config.get(&key)) {
                 self.forget_nic(name, device, network, mac).await;
@@ -141,7 +139,7 @@ impl Manager {
     fn check_nic(&self, record: &ContainerRecord, device: &str, config: &BTreeMap<String, String>) -> Result<()> {
         let nic = Nic::parse(device, config)?;
         let settings = self.networks.settings(&nic.network)?;
-        for (other, other_nic) in nics_of(&record.devices).filter(|(d, _)| d.as_str() != device) {
+        for (other, other_nic) in nic_devices(&record.devices).filter(|(d, _)| d.as_str() != device) {
             if other_nic.name == nic.name {
                 return Err(Error::InvalidArgument(format!(
                     "nic device {device}: interface name {} is already used by device {other}",
@@ -154,7 +152,7 @@ impl Manager {
         };
         settings.gateway.check_host(address)?;
         for container in self.db.containers()? {
-            for (other, other_nic) in nics_of(&container.devices) {
+            for (other, other_nic) in nic_devices(&container.devices) {
                 let same = container.name == record.name && other == device;
                 if !same && other_nic.network == nic.network && other_nic.address == Some(address) {
                     return Err(Error::FailedPrecondition(format!(
@@ -175,7 +173,7 @@ impl Manager {
                 let same = container.name == record.name && other == device;
                 let other_listen = keys
                     .get("listen")
-                    .filter(|_| proxy_type(keys))
+                    .filter(|_| device_is(keys, proxies::TYPE))
                     .and_then(|l| l.parse::<crate::proxy::ProxyAddress>().ok());
                 if !same && other_listen.as_ref() == Some(&listen) {
                     return Err(Error::FailedPrecondition(format!(
@@ -206,19 +204,4 @@ fn device_of<'a>(record: &'a ContainerRecord, device: &str) -> Result<&'a BTreeM
         .devices
         .get(device)
         .ok_or_else(|| Error::NotFound(format!("device {device} not found on {}", record.name)))
-}
-
-fn nic_type(config: &BTreeMap<String, String>) -> bool {
-    config.get("type").map(String::as_str) == Some(nic::TYPE)
-}
-
-fn proxy_type(config: &BTreeMap<String, String>) -> bool {
-    config.get("type").map(String::as_str) == Some(proxies::TYPE)
-}
-
-fn nics_of(devices: &Devices) -> impl Iterator<Item = (&String, Nic)> {
-    devices
-        .iter()
-        .filter(|(_, keys)| nic_type(keys))
-        .filter_map(|(device, keys)| Some((device, Nic::parse(device, keys).ok()?)))
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::Manager;
-use crate::db::ContainerRecord;
+use crate::db::{ContainerRecord, Devices, device_is};
 use crate::error::{Error, Result};
 use crate::network::nic::{self, Nic};
 use crate::runtime::NicMove;
@@ -29,12 +29,20 @@ fn host_file(container: &str, device: &str) -> String {
     format!("{container}.{device}")
 }
 
+/// The nic devices whose keys parse, sorted by device name.
+pub(super) fn nic_devices(devices: &Devices) -> impl Iterator<Item = (&String, Nic)> {
+    devices
+        .iter()
+        .filter(|(_, keys)| device_is(keys, nic::TYPE))
+        .filter_map(|(device, keys)| Some((device, Nic::parse(device, keys).ok()?)))
+}
+
 /// The nic devices of a container, sorted by device name, with their MACs.
 pub(super) fn nics(record: &ContainerRecord) -> Result<Vec<NicPlan>> {
     record
         .devices
         .iter()
-        .filter(|(_, config)| config.get("type").map(String::as_str) == Some(nic::TYPE))
+        .filter(|(_, keys)| device_is(keys, nic::TYPE))
         .map(|(device, config)| {
             let nic = Nic::parse(device, config)?;
             let mac = record
@@ -124,14 +132,11 @@ impl Manager {
 
     /// An imported container's devices: a nic on a network this daemon does not have
     /// moves to the default network (or goes, without one), so the container boots.
-    pub(super) fn devices_for_import(&self, devices: &crate::db::Devices) -> crate::db::Devices {
+    pub(super) fn devices_for_import(&self, devices: &Devices) -> Devices {
         let default = self.networks.default_name().filter(|d| self.networks.get(d).is_ok());
         let mut devices = devices.clone();
         devices.retain(|device, keys| {
-            let Some(network) = keys
-                .get("network")
-                .filter(|_| keys.get("type").map(String::as_str) == Some(nic::TYPE))
-            else {
+            let Some(network) = keys.get("network").filter(|_| device_is(keys, nic::TYPE)) else {
                 return true;
             };
             if self.networks.get(network).is_ok() {
@@ -156,7 +161,7 @@ impl Manager {
             .db
             .containers()?
             .into_iter()
-            .filter(|c| nics(c).unwrap_or_default().iter().any(|p| p.nic.network == network))
+            .filter(|c| nic_devices(&c.devices).any(|(_, nic)| nic.network == network))
             .map(|c| c.name)
             .collect())
     }
@@ -167,9 +172,9 @@ impl Manager {
             .db
             .containers()?
             .iter()
-            .flat_map(|c| nics(c).unwrap_or_default())
-            .filter(|p| p.nic.network == network)
-            .filter_map(|p| p.nic.address)
+            .flat_map(|c| nic_devices(&c.devices).map(|(_, nic)| nic).collect::<Vec<_>>())
+            .filter(|nic| nic.network == network)
+            .filter_map(|nic| nic.address)
             .collect())
     }
 
@@ -199,7 +204,7 @@ impl From<&Plugged> for NicMove {
 }
 
 /// The nic every new container gets unless told otherwise: eth0 on `network`.
-pub(super) fn default_nic(network: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+pub(super) fn default_nic(network: &str) -> Devices {
     BTreeMap::from([(
         "eth0".to_string(),
         BTreeMap::from([
@@ -210,13 +215,9 @@ pub(super) fn default_nic(network: &str) -> BTreeMap<String, BTreeMap<String, St
 }
 
 /// Gives every nic without a MAC a fresh one, unique among `taken`.
-pub(super) fn assign_macs(
-    devices: &BTreeMap<String, BTreeMap<String, String>>,
-    config: &mut BTreeMap<String, String>,
-    taken: &[String],
-) {
+pub(super) fn assign_macs(devices: &Devices, config: &mut BTreeMap<String, String>, taken: &[String]) {
     for (device, keys) in devices {
-        if keys.get("type").map(String::as_str) != Some(nic::TYPE) {
+        if !device_is(keys, nic::TYPE) {
             continue;
         }
         let key = nic::hwaddr_key(device);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::Manager;
-use crate::db::ContainerRecord;
+use crate::db::{ContainerRecord, device_is};
 use crate::error::{Error, Result};
 use crate::pidfd;
 use crate::proxy;
@@ -14,10 +14,7 @@ use crate::proxy;
 pub const TYPE: &str = "proxy";
 
 fn proxy_devices(record: &ContainerRecord) -> impl Iterator<Item = (&String, &BTreeMap<String, String>)> {
-    record
-        .devices
-        .iter()
-        .filter(|(_, config)| config.get("type").map(String::as_str) == Some(TYPE))
+    record.devices.iter().filter(|(_, config)| device_is(config, TYPE))
 }
 
 impl Manager {

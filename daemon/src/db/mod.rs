@@ -13,7 +13,7 @@ use sled::transaction::ConflictableTransactionError;
 
 pub use records::{
     ContainerRecord, Devices, ImageRecord, NetworkRecord, PoolRecord, RecordStatus, SnapshotRecord, SnapshotStatus,
-    snapshot_key,
+    device_is, snapshot_key,
 };
 
 use crate::error::{Error, Result};

@@ -145,6 +145,11 @@ pub fn snapshot_key(container: &str, name: &str) -> String {
 /// Devices by name, each its keys including `type`.
 pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
 
+/// Whether a device's keys say it is of type `kind` (nic, proxy).
+pub fn device_is(keys: &BTreeMap<String, String>, kind: &str) -> bool {
+    keys.get("type").map(String::as_str) == Some(kind)
+}
+
 /// A managed network; its name is its bridge's name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkRecord {

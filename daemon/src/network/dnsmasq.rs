@@ -126,6 +126,14 @@ pub fn running(paths: &Paths) -> Option<(u32, OwnedFd)> {
     Some((pid, fd))
 }
 
+/// The running dnsmasq of the network if it runs with exactly `args`.
+pub fn running_as(paths: &Paths, args: &[String]) -> Option<OwnedFd> {
+    let pid = pidfd::read_pid_file(&paths.pid_file)?;
+    pidfd::open_checked(pid, |current| {
+        is_ours(current, &paths.pid_file) && current.get(1..) == Some(args)
+    })
+}
+
 /// Starts dnsmasq; returns once it serves (it forks into the background after binding
 /// its sockets, so a port or interface problem is reported here).
 pub fn start(args: &[String], paths: &Paths) -> Result<(u32, OwnedFd), NetworkError> {
@@ -164,12 +172,9 @@ pub fn reload(paths: &Paths) {
     }
 }
 
-/// A host entry: the name (and static address) dnsmasq gives a MAC.
-pub fn host_line(mac: &str, address: Option<Ipv4Addr>, name: &str) -> String {
-    match address {
-        Some(address) => format!("{mac},{address},{name}\n"),
-        None => format!("{mac},{name}\n"),
-    }
+/// A host entry: the address and name dnsmasq gives a MAC.
+pub fn host_line(mac: &str, address: Ipv4Addr, name: &str) -> String {
+    format!("{mac},{address},{name}\n")
 }
 
 /// Writes a host file; whether it changed.
@@ -304,10 +309,9 @@ mod tests {
     }
 
     #[test]
-    fn host_lines_carry_a_static_address_when_given() {
-        assert_eq!(host_line("10:66:6a:00:00:01", None, "web1"), "10:66:6a:00:00:01,web1\n");
+    fn host_lines_give_a_mac_its_address_and_name() {
         assert_eq!(
-            host_line("10:66:6a:00:00:01", Some(Ipv4Addr::new(10, 7, 0, 9)), "web1"),
+            host_line("10:66:6a:00:00:01", Ipv4Addr::new(10, 7, 0, 9), "web1"),
             "10:66:6a:00:00:01,10.7.0.9,web1\n"
         );
     }

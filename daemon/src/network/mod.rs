@@ -428,19 +428,11 @@ impl Networks {
 
 /// Keeps a dnsmasq that runs with exactly these arguments; else starts a fresh one.
 fn adopt_or_start(args: &[String], paths: &dnsmasq::Paths) -> std::result::Result<std::os::fd::OwnedFd, NetworkError> {
-    if let Some((pid, fd)) = dnsmasq::running(paths) {
-        let current = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let current: Vec<String> = current
-            .split(|b| *b == 0)
-            .skip(1)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if current == args {
-            return Ok(fd);
-        }
-        dnsmasq::stop(paths);
+    if let Some(fd) = dnsmasq::running_as(paths, args) {
+        return Ok(fd);
     }
+    // One of ours with other arguments (the network's settings changed), if any.
+    dnsmasq::stop(paths);
     dnsmasq::start(args, paths).map(|(_, fd)| fd)
 }
 

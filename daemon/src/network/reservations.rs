@@ -30,7 +30,7 @@ pub fn reserve(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ip
         Some(address) => address,
         None => pick(paths, gateway, request)?,
     };
-    let line = dnsmasq::host_line(request.mac, Some(address), request.hostname);
+    let line = dnsmasq::host_line(request.mac, address, request.hostname);
     if dnsmasq::write_host(paths, request.file, &line)? {
         dnsmasq::reload(paths);
     }
