@@ -43,7 +43,7 @@ fn unreachable_error(socket: &Path, err: &tonic::transport::Error) -> anyhow::Er
 fn describe_unreachable(socket: &Path, err: &io::Error) -> String {
     let hint = match err.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => " (is syscd running?)",
-        io::ErrorKind::PermissionDenied => " (the socket is root only)",
+        io::ErrorKind::PermissionDenied => " (the socket is for root and group sysc only)",
         _ => "",
     };
     format!("cannot reach syscd at {}: {}{hint}", socket.display(), os_message(err))

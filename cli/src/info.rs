@@ -109,7 +109,7 @@ fn render(c: &Container, snapshots: &[Snapshot], now: DateTime<Utc>) -> String {
         ("Fingerprint", c.image_fingerprint.clone()),
         ("Pool", c.pool.clone()),
         ("Created", format::local_time(c.created_at.as_ref()).unwrap_or_default()),
-        ("Privileged", if c.privileged { "yes" } else { "no" }.to_string()),
+        ("Privileged", privileged(c).to_string()),
         ("ID map", id_map(c)),
         ("Halt signal", c.halt_signal.clone()),
         ("Last exit", last_exit(c.last_exit.as_ref())),
@@ -244,6 +244,14 @@ fn resources(c: &Container) -> String {
 pub fn field(label: &str, value: &str) -> String {
     let value = if value.is_empty() { "-" } else { value };
     format!("{:<LABEL_WIDTH$}{value}\n", format!("{label}:"))
+}
+
+fn privileged(c: &Container) -> &'static str {
+    if c.privileged {
+        "yes (root in the container is root on the host)"
+    } else {
+        "no"
+    }
 }
 
 /// Host ids of container ids 0.., as a range a user can match against `ps` or `ls -n`.
@@ -479,7 +487,7 @@ mod tests {
             "State:       ERROR\nDetail:      monitor process vanished\n",
             "PID:         -\n",
             "Uptime:      -\n",
-            "Privileged:  yes\n",
+            "Privileged:  yes (root in the container is root on the host)\n",
             "ID map:      none (privileged: container ids are host ids)\n",
             "Last exit:   none\n",
         ] {

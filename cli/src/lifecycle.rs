@@ -70,6 +70,10 @@ pub async fn create(channel: Channel, request: CreateRequest) -> anyhow::Result<
                 // The spinner must be gone before the result shares its terminal.
                 drop(progress);
                 format::print(&format!("{done} {}\n", container.name))?;
+                // The daemon's verdict, not the -c flags: it knows every spelling of true.
+                if container.privileged {
+                    eprintln!("{}", privileged_warning(&container.name));
+                }
                 return Ok(());
             }
             // An event kind added to the API after this client was built.
@@ -77,6 +81,14 @@ pub async fn create(channel: Channel, request: CreateRequest) -> anyhow::Result<
         }
     }
     Err(anyhow!("syscd ended the create stream without reporting the container"))
+}
+
+/// Said on every create of a privileged container, so the choice is never made unawares.
+fn privileged_warning(name: &str) -> String {
+    format!(
+        "warning: container {name} is privileged: root inside it is root on the host; \
+         use it only for trusted workloads"
+    )
 }
 
 pub async fn start(channel: Channel, selection: Selection) -> anyhow::Result<()> {
@@ -230,6 +242,15 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privileged_warning_names_the_container_and_the_risk() {
+        assert_eq!(
+            privileged_warning("web1"),
+            "warning: container web1 is privileged: root inside it is root on the host; \
+             use it only for trusted workloads"
+        );
+    }
 
     #[test]
     fn config_pairs_split_at_the_first_equals() {

@@ -38,11 +38,12 @@ pub enum Column {
     Processes,
     Pool,
     Snapshots,
+    Type,
 }
 
 impl Column {
     /// Every column, in the order `--help` and the error for an unknown letter list them.
-    const ALL: [Column; 12] = [
+    const ALL: [Column; 13] = [
         Column::Name,
         Column::State,
         Column::Ipv4,
@@ -55,6 +56,7 @@ impl Column {
         Column::Processes,
         Column::Pool,
         Column::Snapshots,
+        Column::Type,
     ];
 
     fn letter(self) -> char {
@@ -71,6 +73,7 @@ impl Column {
             Column::Processes => 'N',
             Column::Pool => 'b',
             Column::Snapshots => 'S',
+            Column::Type => 't',
         }
     }
 
@@ -88,6 +91,7 @@ impl Column {
             Column::Processes => "PROCESSES",
             Column::Pool => "STORAGE POOL",
             Column::Snapshots => "SNAPSHOTS",
+            Column::Type => "TYPE",
         }
     }
 
@@ -97,6 +101,9 @@ impl Column {
         let usage = |value: fn(&Usage) -> String| c.usage.as_ref().map(value).unwrap_or_else(none);
         match self {
             Column::Name => c.name.clone(),
+            // The default table has no TYPE column, and a privileged container must stand out
+            // in it; CSV keeps the bare state for scripts.
+            Column::State if c.privileged && layout == Layout::Table => format!("{} {PRIVILEGED}", state_name(c.state)),
             Column::State => state_name(c.state).to_string(),
             Column::Ipv4 => layout.join(&c.ipv4),
             Column::Pid if c.pid == 0 => none(),
@@ -109,6 +116,7 @@ impl Column {
             Column::Processes => usage(|u| u.processes.to_string()),
             Column::Pool => c.pool.clone(),
             Column::Snapshots => c.snapshot_count.to_string(),
+            Column::Type => container_type(c),
         }
     }
 
@@ -155,6 +163,19 @@ pub async fn fetch(channel: Channel) -> anyhow::Result<Vec<Container>> {
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(containers)
 }
+
+/// Incus's TYPE column, which marks an ephemeral instance the same way. Privileged is the
+/// one kind of container worth telling apart: root in it is root on the host.
+fn container_type(c: &Container) -> String {
+    if c.privileged {
+        format!("CONTAINER {PRIVILEGED}")
+    } else {
+        "CONTAINER".to_string()
+    }
+}
+
+/// How the table marks a privileged container, in the style of Incus's "(EPHEMERAL)".
+const PRIVILEGED: &str = "(PRIVILEGED)";
 
 /// "RUNNING", "STOPPED", "ERROR": the enum's name without its prefix. A state added to the
 /// API after this client was built shows as "UNKNOWN" rather than failing the whole list.
@@ -477,9 +498,9 @@ pub(crate) mod tests {
     fn column_letters_follow_incus() {
         use Column::*;
         assert_eq!(
-            columns("ns4pfcmMuNbS").0,
+            columns("ns4pfcmMuNbSt").0,
             [
-                Name, State, Ipv4, Pid, Image, Created, Memory, MemoryPeak, Cpu, Processes, Pool, Snapshots
+                Name, State, Ipv4, Pid, Image, Created, Memory, MemoryPeak, Cpu, Processes, Pool, Snapshots, Type
             ]
         );
         assert_eq!(
@@ -507,6 +528,7 @@ pub(crate) mod tests {
             "N (PROCESSES)",
             "b (STORAGE POOL)",
             "S (SNAPSHOTS)",
+            "t (TYPE)",
         ] {
             assert!(err.contains(valid), "{valid} missing from {err}");
         }
@@ -558,6 +580,23 @@ pub(crate) mod tests {
         let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(parsed[0]["state"], "RUNNING");
         assert_eq!(parsed[0]["idmap_size"], 65_536);
+    }
+
+    #[test]
+    fn privileged_containers_are_flagged_in_every_format() {
+        let mut container = sample_container();
+        container.privileged = true;
+        assert_eq!(container.cells(Layout::Table)[1], "RUNNING (PRIVILEGED)");
+        assert_eq!(container.cells(Layout::Csv)[1], "RUNNING");
+        let types = |container: &Container, layout| columns("t").0[0].cell(container, layout);
+        assert_eq!(types(&container, Layout::Table), "CONTAINER (PRIVILEGED)");
+        assert_eq!(types(&container, Layout::Csv), "CONTAINER (PRIVILEGED)");
+        assert_eq!(types(&sample_container(), Layout::Csv), "CONTAINER");
+        let json = serde_json::to_value(container.record()).unwrap();
+        assert_eq!(json["privileged"], true);
+        let yaml = format::render(&[container], OutputFormat::Yaml).unwrap();
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(parsed[0]["privileged"], true);
     }
 
     #[test]

@@ -721,7 +721,7 @@ struct ListArgs {
     format: FormatArgs,
     /// Columns of the table and CSV, a letter each: n NAME, s STATE, 4 IPV4, p PID,
     /// f IMAGE, c CREATED, m MEMORY, M MEMORY PEAK, u CPU (seconds), N PROCESSES,
-    /// b STORAGE POOL, S SNAPSHOTS. JSON and YAML always carry everything
+    /// b STORAGE POOL, S SNAPSHOTS, t TYPE. JSON and YAML always carry everything
     #[arg(
         short,
         long,

@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use nix::unistd::Gid;
 use sysc_proto::v1::backups_server::BackupsServer;
 use sysc_proto::v1::containers_server::ContainersServer;
 use sysc_proto::v1::files_server::FilesServer;
@@ -17,8 +18,8 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::{
-    BackupsService, ContainersService, FilesService, ImagesService, NetworksService, ServerService, SnapshotsService,
-    StorageService,
+    BackupsService, ContainersService, FilesService, ImagesService, NetworksService, PeerAccess, ServerService,
+    SnapshotsService, StorageService, peer_access,
 };
 use crate::containers::Manager;
 use crate::db::Db;
@@ -67,7 +68,8 @@ pub async fn run(
     let manager = Manager::new(settings.clone(), db.clone(), pools, images, networks);
     manager.recover().await?;
 
-    let listener = listen(&settings.socket).await?;
+    let access = PeerAccess::from_host();
+    let listener = listen(&settings.socket, access.group()).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ContainersServer<ContainersService>>().await;
     health.set_serving::<ImagesServer<ImagesService>>().await;
@@ -93,6 +95,8 @@ pub async fn run(
         .initial_connection_window_size(STREAM_WINDOW)
         // Megabyte messages in a few large frames rather than 64 of 16 KiB each.
         .max_frame_size(MAX_FRAME)
+        // Every service, health and reflection included, answers only root and group sysc.
+        .layer(tonic::service::InterceptorLayer::new(access))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ContainersServer::new(ContainersService::new(manager.clone())))
@@ -140,9 +144,10 @@ fn prepare_dirs(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// Binds the API socket, root only. A socket someone still answers on means another
-/// daemon: refuse rather than steal it.
-async fn listen(socket: &Path) -> Result<UnixListener> {
+/// Binds the API socket: root and `group` (0660) where the host has that group, else root
+/// only (0600). A socket someone still answers on means another daemon: refuse rather
+/// than steal it.
+async fn listen(socket: &Path, group: Option<Gid>) -> Result<UnixListener> {
     if socket.exists() {
         if tokio::net::UnixStream::connect(socket).await.is_ok() {
             return Err(Error::FailedPrecondition(format!(
@@ -157,7 +162,17 @@ async fn listen(socket: &Path) -> Result<UnixListener> {
     }
     let listener =
         UnixListener::bind(socket).map_err(|e| Error::internal(format!("listen on {}", socket.display()), e))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+    // Until the chmod the umask decides the mode; PeerAccess refuses strangers meanwhile.
+    let mode = match group {
+        Some(gid) => {
+            nix::unistd::chown(socket, None, Some(gid)).map_err(|e| {
+                Error::internal(format!("chown {} to group {}", socket.display(), peer_access::GROUP), e)
+            })?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::internal(format!("chmod {}", socket.display()), e))?;
     Ok(listener)
 }
