@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod rootfs_files;
 pub mod runtime;
 pub mod schedule;
+pub mod security;
 pub mod server;
 pub mod settings;
 pub mod storage;

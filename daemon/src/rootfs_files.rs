@@ -3,7 +3,7 @@
 //! symlink or `..` planted in the container can never lead the daemon to a host file.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, renameat};
@@ -63,16 +63,19 @@ pub fn write(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::Resul
 /// The first `limit` bytes of the regular file at `path` inside `rootfs`.
 pub fn read(rootfs: &Path, path: &str, limit: u64) -> io::Result<Vec<u8>> {
     let root = open_root(rootfs)?;
+    // O_PATH first: opening a device node a privileged container planted (a watchdog,
+    // a tape) has effects of its own, so only a regular file is opened for reading.
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(resolve());
-    let file = std::fs::File::from(openat2(root.as_fd(), path, how)?);
-    if !file.metadata()?.is_file() {
+    let found = std::fs::File::from(openat2(root.as_fd(), path, how)?);
+    if !found.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{path} is not a regular file"),
         ));
     }
+    let file = std::fs::File::open(format!("/proc/self/fd/{}", found.as_raw_fd()))?;
     let mut data = Vec::new();
     file.take(limit).read_to_end(&mut data)?;
     Ok(data)
@@ -82,6 +85,20 @@ pub fn read(rootfs: &Path, path: &str, limit: u64) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_fifo_or_device_is_never_opened_for_reading() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        nix::unistd::mkfifo(&root.path().join("etc/passwd"), Mode::from_bits_truncate(0o644)).unwrap();
+        let err = read(root.path(), "/etc/passwd", 100).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        symlink("/dev/zero", root.path().join("etc/group")).unwrap();
+        assert!(
+            read(root.path(), "/etc/group", 100).is_err(),
+            "resolved inside: no /dev/zero there"
+        );
+    }
 
     #[test]
     fn writes_and_reads_inside() {

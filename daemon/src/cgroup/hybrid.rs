@@ -136,6 +136,9 @@ impl CgroupDriver for Hybrid {
             Self::create_v1(parent)?;
             let dir = parent.join(name);
             Self::create_v1(&dir)?;
+            if dir.join("devices.deny").exists() {
+                super::devices::restrict_v1(&dir)?;
+            }
             if let (Some(owner), true) = (owner, Self::is_systemd_hierarchy(parent)) {
                 chown(&dir, owner.uid, owner.gid)?;
                 chown(&dir.join("cgroup.procs"), owner.uid, owner.gid)?;

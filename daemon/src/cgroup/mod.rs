@@ -6,6 +6,7 @@
 //! delegated to the container's root (chowned to its mapped uid) so that systemd inside
 //! can build its own subtree under its cgroup namespace root.
 
+mod devices;
 mod files;
 mod hybrid;
 mod limits;

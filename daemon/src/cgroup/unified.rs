@@ -66,7 +66,12 @@ impl CgroupDriver for Unified {
     fn create(&self, name: &str, owner: Option<Owner>) -> Result<()> {
         mkdir(&self.parent)?;
         self.enable_controllers()?;
-        create_delegated(&self.dir(name), owner)
+        create_delegated(&self.dir(name), owner)?;
+        // An unprivileged container cannot create device nodes, so it needs no program.
+        if owner.is_none() {
+            super::devices::attach_v2(&self.dir(name))?;
+        }
+        Ok(())
     }
 
     fn enter_v1(&self, _name: &str) -> Result<Placement> {

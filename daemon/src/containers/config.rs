@@ -43,6 +43,7 @@ impl Manager {
         }
         let host = self.host()?;
         let limits = resolve(name, &config, &host)?;
+        super::security::policy(&config)?;
         if config == old {
             return Ok(self.view_of(record).await);
         }

@@ -50,6 +50,9 @@ impl Manager {
             .into_iter()
             .filter(|(k, _)| !k.starts_with(keys::VOLATILE_PREFIX))
             .collect();
+        // The source's pinned range is the source's: the copy gets a free one unless
+        // given a pin of its own. The size stays, as the copied files may use every id.
+        config.remove(super::idmap::BASE_KEY);
         config.extend(overrides);
         if keys::get_bool(&source_record.config, "security.privileged")
             != keys::get_bool(&config, "security.privileged")
@@ -111,6 +114,7 @@ impl Manager {
             .await?;
             let mut copied = snapshot.clone();
             copied.container = name.clone();
+            super::idmap::copy_keys(&record.config, &mut copied.config);
             self.db.put_snapshot(&copied)?;
         }
         match from_snapshot {

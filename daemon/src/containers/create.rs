@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{ContainerView, Manager};
+use super::{ContainerView, Manager, idmap};
 use crate::db::{ContainerRecord, Devices, RecordStatus};
 use crate::error::{Error, Result};
 use crate::images::blocking;
 use crate::keys;
 use crate::names;
 use crate::progress::Progress;
-use crate::settings::IDMAP_SIZE;
 use crate::storage::VolumeKind;
 
 #[derive(Debug, Clone, Default)]
@@ -38,7 +37,10 @@ impl Manager {
         for (key, value) in &params.config {
             config.insert(key.clone(), keys::validate(key, value)?);
         }
+        // Before the image is fetched, what can be refused without the other containers.
+        idmap::check(&config)?;
         super::limits::resolve(&params.name, &config, &self.host()?)?;
+        super::security::policy(&config)?;
         let devices = self.devices_for_create(&params.network)?;
         let template = self.images.template(&params.template)?;
         let name = params.name.clone();
@@ -78,7 +80,7 @@ impl Manager {
     }
 
     /// Records the new container (status Creating) with a private id range that no
-    /// other container has.
+    /// other container has: the one security.idmap.base pins, else the lowest free one.
     pub(super) async fn claim(
         &self,
         name: &str,
@@ -90,10 +92,9 @@ impl Manager {
         let _claim = self.claim.lock().await;
         let taken = self.macs_in_use()?;
         super::network::assign_macs(&devices, &mut config, &taken);
-        if !keys::get_bool(&config, "security.privileged") {
-            let base = self.free_idmap_base()?;
-            config.insert(keys::IDMAP_BASE.into(), base.to_string());
-            config.insert(keys::IDMAP_SIZE.into(), IDMAP_SIZE.to_string());
+        if let Some(range) = idmap::choose(&config, self.settings.idmap_base, &self.idmap_ranges()?)? {
+            config.insert(keys::IDMAP_BASE.into(), range.base.to_string());
+            config.insert(keys::IDMAP_SIZE.into(), range.size.to_string());
         }
         let record = ContainerRecord {
             name: name.to_string(),
@@ -110,22 +111,15 @@ impl Manager {
         Ok(record)
     }
 
-    /// The lowest range of IDMAP_SIZE host ids from the configured base that no
-    /// container uses.
-    fn free_idmap_base(&self) -> Result<u32> {
-        let used: Vec<u32> = self
+    /// Every container's id range, whatever its status: one being created or deleted
+    /// still owns its ids.
+    fn idmap_ranges(&self) -> Result<Vec<(String, idmap::Range)>> {
+        Ok(self
             .db
             .containers()?
-            .iter()
-            .filter_map(|r| r.config.get(keys::IDMAP_BASE)?.parse().ok())
-            .collect();
-        let first = u64::from(self.settings.idmap_base);
-        (0u64..)
-            .map(|slot| first + slot * u64::from(IDMAP_SIZE))
-            .take_while(|base| base + u64::from(IDMAP_SIZE) <= u64::from(u32::MAX))
-            .map(|base| base as u32)
-            .find(|base| !used.iter().any(|u| u.abs_diff(*base) < IDMAP_SIZE))
-            .ok_or_else(|| Error::FailedPrecondition("no free host id range left for a new container".into()))
+            .into_iter()
+            .filter_map(|r| Some((r.name, idmap::recorded(&r.config)?)))
+            .collect())
     }
 
     async fn materialize(&self, record: &ContainerRecord) -> Result<()> {

@@ -115,6 +115,7 @@ impl Manager {
             uid,
             gid: params.gid.or(user.as_ref().map(|u| u.gid)).unwrap_or(0),
             tty: params.tty,
+            security: super::security::policy(&record.config)?,
         };
         self.start_helper(spec).await
     }

@@ -69,6 +69,7 @@ impl Manager {
             run_dir,
             console_log: volume.join("console.log"),
             nics: plugged.iter().map(Into::into).collect(),
+            security: super::security::policy(&record.config)?,
         };
         let pid = match spawn_monitor(&self.settings.monitor_exe, &spec, &volume.join("monitor.log")).await {
             Ok(pid) => pid,

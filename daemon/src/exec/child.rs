@@ -14,6 +14,7 @@ use super::messages::{Fault, FromHelper};
 use super::path_search::{self, NotRunnable};
 use super::spec::ExecSpec;
 use crate::runtime::{fdpass, process};
+use crate::security;
 
 pub struct Failure {
     pub fault: Fault,
@@ -83,6 +84,11 @@ fn setup_and_exec(spec: &ExecSpec, init: &OwnedFd, setup: &OwnedFd) -> Result<In
         }
     }
 
+    // While still root in the container: the bounding set is what a setuid program
+    // run by the command could regain, and loading the filter needs CAP_SYS_ADMIN.
+    security::capabilities::drop_bounding(&spec.security.dropped_capabilities)
+        .map_err(|e| internal("drop capabilities", e))?;
+    security::seccomp::load(&spec.security).map_err(|e| internal("load the seccomp filter", e))?;
     nix::unistd::setgroups(&[Gid::from_raw(spec.gid)])
         .map_err(|e| invalid(format!("gid {} is not usable in the container: {e}", spec.gid)))?;
     setresgid(
@@ -105,9 +111,6 @@ fn setup_and_exec(spec: &ExecSpec, init: &OwnedFd, setup: &OwnedFd) -> Result<In
             }
         }
     }
-    // Once the ids are not root, CAP_SETPCAP is gone and the drop fails: harmless, as
-    // such a process has no capabilities to begin with.
-    let _ = process::drop_bounding_capabilities();
     process::reset_signals();
     exec(spec)
 }

@@ -26,6 +26,11 @@ use crate::runtime::{fdpass, process};
 
 /// Runs the helper on the control socket at fd 3. Returns the helper's exit status.
 pub fn main() -> i32 {
+    // The command's process joins the container and takes its ids before it execs;
+    // until then nothing in the container may trace it or open its /proc entries,
+    // which would reach the helper's descriptors. exec makes the command dumpable.
+    // SAFETY: prctl(2) with integer arguments; inherited by the forked child.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     // SAFETY: fd 3 is the control socket the daemon handed us; we own it from here.
     let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
     let spec = match read_spec(&control) {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::CgroupConfig;
+use crate::security::SecurityPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSize {
@@ -30,6 +31,8 @@ pub struct ExecSpec {
     pub gid: u32,
     /// Some: run on a pty of this size.
     pub tty: Option<WindowSize>,
+    /// The container's capabilities and seccomp filter, as its init has them.
+    pub security: SecurityPolicy,
 }
 
 /// The file descriptor the helpers (sysc-exec, sysc-file) find their control socket on.

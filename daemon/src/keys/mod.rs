@@ -28,6 +28,10 @@ pub enum Kind {
     Expiry,
     /// A snapshot name pattern with one %d.
     Pattern,
+    /// Capability names, separated by commas or spaces.
+    Capabilities,
+    /// System call names, separated by commas or spaces.
+    Syscalls,
 }
 
 impl Kind {
@@ -42,6 +46,8 @@ impl Kind {
             Kind::Schedule => "schedule",
             Kind::Expiry => "expiry",
             Kind::Pattern => "pattern",
+            Kind::Capabilities => "capabilities",
+            Kind::Syscalls => "syscalls",
         }
     }
 }
@@ -228,12 +234,74 @@ pub const KEYS: &[Key] = &[
         description: "Whether schedule NAME also snapshots the container while it is stopped",
     },
     Key {
+        name: "security.capabilities.drop",
+        kind: Kind::Capabilities,
+        default: "",
+        live: false,
+        create_only: false,
+        description: "Capabilities dropped from the bounding set besides the default five (sys_module, sys_rawio, sys_time, mac_override, mac_admin), as named in capabilities(7), separated by commas or spaces. From the next start",
+    },
+    Key {
+        name: "security.capabilities.keep",
+        kind: Kind::Capabilities,
+        default: "",
+        live: false,
+        create_only: false,
+        description: "If set, the only capabilities kept in the bounding set (the default five are dropped all the same); not together with security.capabilities.drop. From the next start",
+    },
+    Key {
+        name: "security.idmap.base",
+        kind: Kind::Integer {
+            min: 65536,
+            max: 4294901759,
+        },
+        default: "",
+        live: false,
+        create_only: true,
+        description: "The first host id of the container's private range instead of the next free one; a range that overlaps another container's is refused. Only at create",
+    },
+    Key {
+        name: "security.idmap.size",
+        kind: Kind::Integer {
+            min: 65536,
+            max: 1073741824,
+        },
+        default: "65536",
+        live: false,
+        create_only: true,
+        description: "How many ids the container's range maps (container ids 0 to size-1). Only at create",
+    },
+    Key {
+        name: "security.nesting",
+        kind: Kind::Bool,
+        default: "false",
+        live: false,
+        create_only: false,
+        description: "Allow what running containers inside needs: creating user namespaces (and clone3), and an unmasked procfs and sysfs at /dev/.sysc/proc and /dev/.sysc/sys, without which the kernel refuses a nested runtime's own proc and sysfs mounts. From the next start",
+    },
+    Key {
         name: "security.privileged",
         kind: Kind::Bool,
         default: "false",
         live: false,
         create_only: true,
         description: "Run without a user namespace: root inside is root on the host. Only at create",
+    },
+    Key {
+        name: "security.syscalls.allow",
+        kind: Kind::Syscalls,
+        default: "",
+        live: false,
+        create_only: false,
+        description: "System calls taken off the default deny list, separated by commas or spaces. From the next start",
+    },
+    Key {
+        name: "security.syscalls.deny",
+        kind: Kind::Syscalls,
+        default: "",
+        live: false,
+        create_only: false,
+        description: "System calls denied (EPERM) besides the default deny list, separated by commas or spaces. From the next start",
     },
 ];
 
@@ -310,10 +378,24 @@ pub fn validate(name: &str, value: &str) -> Result<String> {
         Kind::Expiry => crate::schedule::Expiry::parse(value.trim())
             .map(|_| value.trim().to_string())
             .map_err(|e| bad(e.to_string())),
+        Kind::Capabilities => crate::security::capabilities::parse_list(value)
+            .map(|_| normalize_list(value))
+            .map_err(bad),
+        Kind::Syscalls => crate::security::seccomp::check_names(value)
+            .map(|_| normalize_list(value))
+            .map_err(bad),
         Kind::Pattern => crate::schedule::validate_pattern(value.trim())
             .map(|_| value.trim().to_string())
             .map_err(|e| bad(e.to_string())),
     }
+}
+
+/// A list key's value as stored: its items, lower case, joined by ", ".
+fn normalize_list(value: &str) -> String {
+    crate::security::split_list(value)
+        .map(|item| item.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn validate_environment(key: &str, value: &str) -> Result<String> {

@@ -19,9 +19,11 @@ use nix::unistd::{Gid, Uid, chdir, pivot_root, sethostname, setresgid, setresuid
 use super::devices;
 use super::error::{Context, Result, RuntimeError};
 use super::fdpass;
+use super::masks;
 use super::mountapi;
 use super::process;
 use super::spec::ContainerSpec;
+use crate::security;
 
 /// Entry point of the cloned process; never returns. Failures go to the monitor as an
 /// "error ..." message.
@@ -76,6 +78,10 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     devices::populate(root, spec.idmap.is_some())?;
     fake_boot_id(root)?;
     readonly_proc_sys(root)?;
+    masks::apply(root)?;
+    if spec.security.nesting {
+        masks::unmasked_views(root)?;
+    }
     mount(
         Some("tmpfs"),
         &root.join("run"),
@@ -98,10 +104,13 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     }
     setsid().ctx("setsid")?;
     attach_console()?;
-    process::drop_bounding_capabilities().ctx("drop capabilities from the bounding set")?;
+    security::capabilities::drop_bounding(&spec.security.dropped_capabilities)
+        .map_err(|e| RuntimeError::Child(e.to_string()))?;
     process::reset_signals();
     // SAFETY: prctl(2); the init must outlive a monitor that crashes.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
+    // Last: from here on every system call the setup makes is the init's.
+    security::seccomp::load(&spec.security).map_err(|e| RuntimeError::Child(e.to_string()))?;
     exec(spec)
 }
 
@@ -117,17 +126,20 @@ fn mount_proc(root: &Path) -> Result<()> {
 }
 
 /// sysfs read-only, with the container's own cgroup2 subtree (its cgroup namespace
-/// root) at /sys/fs/cgroup, writable so systemd can manage it.
+/// root) at /sys/fs/cgroup, writable so systemd can manage it. The mount is read-only,
+/// not the filesystem: a nesting container's runtimes mount sysfs read-write.
 fn mount_sys(root: &Path) -> Result<()> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let sys = root.join("sys");
+    mount(Some("sysfs"), &sys, Some("sysfs"), flags, None::<&str>).ctx("mount /sys")?;
     mount(
-        Some("sysfs"),
-        &root.join("sys"),
-        Some("sysfs"),
-        flags | MsFlags::MS_RDONLY,
+        None::<&str>,
+        &sys,
+        None::<&str>,
+        flags | MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
         None::<&str>,
     )
-    .ctx("mount /sys")?;
+    .ctx("make /sys read-only")?;
     mount(
         Some("cgroup2"),
         &root.join("sys/fs/cgroup"),

@@ -29,7 +29,7 @@ const LINKS: [(&str, &str); 5] = [
 
 /// Mounts and fills `root`/dev. In a user namespace mknod is refused, so the nodes are
 /// bind mounts of the host's (harmless: they are the same character devices, and the
-/// mounts are locked to this namespace).
+/// devices cgroup lets the container open no others).
 pub fn populate(root: &Path, userns: bool) -> Result<()> {
     let dev = root.join("dev");
     fs::create_dir_all(&dev).ctx("create /dev")?;

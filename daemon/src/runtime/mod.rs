@@ -6,6 +6,7 @@ mod child;
 mod devices;
 mod error;
 pub(crate) mod fdpass;
+mod masks;
 mod mountapi;
 mod parent;
 pub(crate) mod process;

@@ -4,25 +4,6 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
-/// Capabilities no container process keeps: with SYS_MODULE and SYS_RAWIO systemd tries
-/// modprobe and debugfs and ends `degraded`; the others touch the whole host.
-const DROPPED_CAPABILITIES: [i32; 5] = [
-    16, // CAP_SYS_MODULE
-    17, // CAP_SYS_RAWIO
-    25, // CAP_SYS_TIME
-    32, // CAP_MAC_OVERRIDE
-    33, // CAP_MAC_ADMIN
-];
-
-/// Drops the capabilities above from the bounding set.
-pub fn drop_bounding_capabilities() -> nix::Result<()> {
-    for cap in DROPPED_CAPABILITIES {
-        // SAFETY: prctl(2) with constant arguments.
-        Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) })?;
-    }
-    Ok(())
-}
-
 /// Default dispositions and an empty signal mask. Our programs ignore SIGPIPE (every
 /// Rust program does) and ignored signals survive exec, so without this whatever we
 /// start would inherit it.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{CgroupConfig, Limits};
+use crate::security::SecurityPolicy;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -29,6 +30,9 @@ pub struct ContainerSpec {
     /// Links waiting in the host's namespace to become the container's interfaces.
     #[serde(default)]
     pub nics: Vec<NicMove>,
+    /// Capabilities, system calls and nesting: applied to the init before it runs.
+    #[serde(default)]
+    pub security: SecurityPolicy,
 }
 
 /// A veth peer the monitor moves into the container's network namespace.
