@@ -27,3 +27,4 @@ pub mod server;
 pub mod settings;
 pub mod storage;
 pub mod time;
+pub mod trust;

@@ -14,12 +14,14 @@ use sysc_proto::v1::networks_server::NetworksServer;
 use sysc_proto::v1::server_server::ServerServer;
 use sysc_proto::v1::snapshots_server::SnapshotsServer;
 use sysc_proto::v1::storage_server::StorageServer;
+use sysc_proto::v1::trust_server::TrustServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::service::Routes;
 
 use crate::api::{
     BackupsService, ContainersService, FilesService, ImagesService, NetworksService, PeerAccess, ServerService,
-    SnapshotsService, StorageService, peer_access,
+    SnapshotsService, StorageService, TrustService, peer_access,
 };
 use crate::containers::Manager;
 use crate::db::Db;
@@ -28,6 +30,8 @@ use crate::images::Images;
 use crate::network::{DefaultNetwork, Networks};
 use crate::settings::Settings;
 use crate::storage::{DriverChoice, Pools};
+use crate::trust::TrustHub;
+use crate::trust::listener::TlsListener;
 
 /// HTTP/2 flow-control window per stream and per connection.
 const STREAM_WINDOW: u32 = 8 << 20;
@@ -68,6 +72,7 @@ pub async fn run(
     let manager = Manager::new(settings.clone(), db.clone(), pools, images, networks);
     manager.recover().await?;
 
+    let trust = Arc::new(TrustHub::open(&db, &settings.root).map_err(|e| Error::Internal(e.to_string()))?);
     let access = PeerAccess::from_host();
     let listener = listen(&settings.socket, access.group()).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -79,34 +84,41 @@ pub async fn run(
     health.set_serving::<StorageServer<StorageService>>().await;
     health.set_serving::<FilesServer<FilesService>>().await;
     health.set_serving::<NetworksServer<NetworksService>>().await;
+    health.set_serving::<TrustServer<TrustService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sysc_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::internal("build the reflection service", e))?;
 
-    tracing::info!(socket = %settings.socket.display(), root = %settings.root.display(), "serving");
-    manager.autostart();
-    manager.run_scheduler();
-    let served = tonic::transport::Server::builder()
-        // Exec and file transfers stream megabytes: HTTP/2's default 64 KiB windows would
-        // stall them on a window update every 64 KiB.
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(STREAM_WINDOW)
-        // Megabyte messages in a few large frames rather than 64 of 16 KiB each.
-        .max_frame_size(MAX_FRAME)
-        // Every service, health and reflection included, answers only root and group sysc.
-        .layer(tonic::service::InterceptorLayer::new(access))
-        .add_service(health_service)
+    let routes = Routes::new(health_service)
         .add_service(reflection)
         .add_service(ContainersServer::new(ContainersService::new(manager.clone())))
         .add_service(ImagesServer::new(ImagesService::new(manager.clone())))
-        .add_service(ServerServer::new(ServerService::new(manager.clone())))
+        .add_service(ServerServer::new(ServerService::new(manager.clone(), trust.clone())))
         .add_service(SnapshotsServer::new(SnapshotsService::new(manager.clone())))
         .add_service(BackupsServer::new(BackupsService::new(manager.clone())))
         .add_service(StorageServer::new(StorageService::new(manager.clone())))
         .add_service(FilesServer::new(FilesService::new(manager.clone())))
         .add_service(NetworksServer::new(NetworksService::new(manager.clone())))
+        .add_service(TrustServer::new(TrustService::new(trust.clone())));
+    trust.attach(TlsListener::new(
+        trust.identity.clone(),
+        trust.store.clone(),
+        routes.clone(),
+    ));
+    trust
+        .start(settings.https_address.clone())
+        .await
+        .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+
+    tracing::info!(socket = %settings.socket.display(), root = %settings.root.display(), "serving");
+    manager.autostart();
+    manager.run_scheduler();
+    let served = api_server()
+        // Every service, health and reflection included, answers only root and group sysc.
+        .layer(tonic::service::InterceptorLayer::new(access))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&settings.socket);
@@ -114,6 +126,17 @@ pub async fn run(
     served.map_err(|e| Error::internal("serve the API", e))?;
     tracing::info!("stopped; running containers keep running");
     Ok(())
+}
+
+/// The API's transport settings, the same on the local socket and over TLS.
+pub(crate) fn api_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        // Exec and file transfers stream megabytes: HTTP/2's default 64 KiB windows would
+        // stall them on a window update every 64 KiB.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(STREAM_WINDOW)
+        // Megabyte messages in a few large frames rather than 64 of 16 KiB each.
+        .max_frame_size(MAX_FRAME)
 }
 
 fn prepare_dirs(settings: &Settings) -> Result<()> {

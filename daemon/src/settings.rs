@@ -23,6 +23,8 @@ pub struct Settings {
     pub proxy_exe: PathBuf,
     pub templates_dir: PathBuf,
     pub template_cache: PathBuf,
+    /// `--https-address`: replaces core.https_address at start-up.
+    pub https_address: Option<String>,
 }
 
 /// Every container gets this many ids: 0-65535 inside.

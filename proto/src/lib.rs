@@ -2,6 +2,8 @@
 
 #![allow(clippy::large_enum_variant)]
 
+pub mod token;
+
 pub mod v1 {
     tonic::include_proto!("sysc.v1");
 }

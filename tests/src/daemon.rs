@@ -183,6 +183,7 @@ impl Daemon {
         let mut child = Command::new(binary("sysc"))
             .args(args)
             .env("SYSC_SOCKET", &self.socket)
+            .env("SYSC_CONFIG_DIR", self.client_config_dir())
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -202,8 +203,17 @@ impl Daemon {
     /// `sysc ARGS...` aimed at this daemon, to run however the test needs.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary("sysc"));
-        command.args(args).env("SYSC_SOCKET", &self.socket);
         command
+            .args(args)
+            .env("SYSC_SOCKET", &self.socket)
+            .env("SYSC_CONFIG_DIR", self.client_config_dir());
+        command
+    }
+
+    /// The CLI's own directory (client certificate, remotes) for commands run against
+    /// this daemon: never the user's ~/.config/sysc.
+    pub fn client_config_dir(&self) -> PathBuf {
+        self.dir.path().join("client")
     }
 
     /// Runs `sysc ARGS...` and insists it succeeds; its stdout.

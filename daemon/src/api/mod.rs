@@ -14,6 +14,7 @@ mod server;
 mod snapshots;
 mod status;
 mod storage;
+mod trust;
 
 pub use backups::BackupsService;
 pub use containers::ContainersService;
@@ -24,6 +25,7 @@ pub use peer_access::PeerAccess;
 pub use server::ServerService;
 pub use snapshots::SnapshotsService;
 pub use storage::StorageService;
+pub use trust::TrustService;
 
 /// Runs a change to its end even if the client goes away meanwhile: tonic drops a
 /// handler's future when its call is cancelled, and a change dropped halfway (a

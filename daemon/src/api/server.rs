@@ -7,14 +7,25 @@ use sysc_proto::v1::server_server::Server;
 use tonic::{Request, Response, Status};
 
 use crate::containers::Manager;
+use crate::trust::TrustHub;
 
 pub struct ServerService {
     manager: Arc<Manager>,
+    trust: Arc<TrustHub>,
 }
 
 impl ServerService {
-    pub fn new(manager: Arc<Manager>) -> Self {
-        Self { manager }
+    pub fn new(manager: Arc<Manager>, trust: Arc<TrustHub>) -> Self {
+        Self { manager, trust }
+    }
+
+    fn config(&self, config: std::collections::BTreeMap<String, String>) -> pb::ServerConfig {
+        pb::ServerConfig {
+            config: config.into_iter().collect(),
+            certificate_fingerprint: self.trust.identity.fingerprint.clone(),
+            certificate: self.trust.identity.certificate_pem.clone(),
+            listening_on: self.trust.listening_on().map(|a| a.to_string()).unwrap_or_default(),
+        }
     }
 }
 
@@ -42,6 +53,26 @@ impl Server for ServerService {
                 .unwrap_or_default(),
             memory_bytes: host.map(|h| h.memory).unwrap_or(0),
         }))
+    }
+
+    async fn get_config(
+        &self,
+        _request: Request<pb::GetServerConfigRequest>,
+    ) -> Result<Response<pb::ServerConfig>, Status> {
+        Ok(Response::new(self.config(self.trust.config()?)))
+    }
+
+    async fn update_config(
+        &self,
+        request: Request<pb::UpdateServerConfigRequest>,
+    ) -> Result<Response<pb::ServerConfig>, Status> {
+        let request = request.into_inner();
+        let config = self
+            .trust
+            .update(request.set.into_iter().collect(), request.unset)
+            .await?;
+        tracing::info!("server configuration changed");
+        Ok(Response::new(self.config(config)))
     }
 
     async fn config_keys(

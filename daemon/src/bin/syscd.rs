@@ -64,6 +64,10 @@ struct Args {
     /// a free /24 in 10.0.0.0/8 that clashes with no route on the host
     #[arg(long, default_value = "auto")]
     network_address: String,
+    /// Listen for remote clients with TLS on this address (:8443, 10.0.0.2:8443), as
+    /// `sysc config set core.https_address` does; recorded as that key
+    #[arg(long, value_name = "ADDRESS")]
+    https_address: Option<String>,
 }
 
 fn templates_dir(given: Option<PathBuf>, exe: &Path) -> PathBuf {
@@ -132,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         proxy_exe,
         root: args.root.clone(),
         run_dir: args.run_dir.clone(),
+        https_address: args.https_address.clone(),
     };
     tracing::info!(
         cgroups = settings.cgroup.layout.as_str(),

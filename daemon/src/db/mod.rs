@@ -91,6 +91,11 @@ impl Db {
         })
     }
 
+    /// A tree of this database for a module that keeps its own records (the trust store).
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// For start-up code that runs before the async runtime matters.
     pub fn flush_blocking(&self) -> Result<()> {
         self.db.flush()?;
