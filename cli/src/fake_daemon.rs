@@ -86,6 +86,34 @@ impl FakeDaemon {
         }
     }
 
+    /// Serves the same services over TLS on a loopback port too, as a remote syscd does;
+    /// returns its host:port.
+    pub async fn serve_tls(&self, acceptor: tokio_rustls::TlsAcceptor) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (connections, incoming) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                // A client that fails its handshake (a test's impostor) just goes away.
+                if let Ok(tls) = acceptor.accept(tcp).await
+                    && connections.send(Ok::<_, std::io::Error>(tls)).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let service = Service {
+            state: self.state.clone(),
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(ContainersServer::new(service.clone()))
+                .add_service(NetworksServer::new(service))
+                .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(incoming)),
+        );
+        address
+    }
+
     /// Snapshots of containers the fake serves, in the order List returns them.
     pub fn add_snapshots(&self, snapshots: Vec<pb::Snapshot>) {
         self.state.lock().unwrap().snapshots.extend(snapshots);

@@ -164,6 +164,15 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A SHA-256 in a cell: its first 12 digits for people, as git abbreviates hashes; all
+/// of it for programs (CSV).
+pub fn fingerprint_cell(layout: Layout, fingerprint: &str) -> String {
+    match layout {
+        Layout::Table => fingerprint.chars().take(12).collect(),
+        Layout::Csv => fingerprint.to_string(),
+    }
+}
+
 /// A flag in a table or a detail view.
 pub fn yes_no(value: bool) -> &'static str {
     if value { "yes" } else { "no" }

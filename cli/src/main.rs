@@ -20,9 +20,12 @@ mod lifecycle;
 mod list;
 mod network;
 mod progress;
+mod remote;
+mod server_config;
 mod snapshot;
 mod storage;
 mod terminal;
+mod trust;
 mod version;
 
 use std::io;
@@ -38,11 +41,13 @@ use crate::copy::CopyOptions;
 use crate::exec::{ExecOptions, TtyMode};
 use crate::format::OutputFormat;
 use crate::lifecycle::FailuresReported;
+use crate::remote::config::{ClientConfig, ConfigDir};
+use crate::server_config::server_subject;
 
 #[derive(Parser)]
 #[command(name = "sysc", version, about = "Manage system containers run by syscd")]
 struct Cli {
-    /// The daemon's socket
+    /// The local daemon's socket (the remote named `local`)
     #[arg(
         long,
         global = true,
@@ -121,8 +126,8 @@ enum Command {
     /// Show one container in detail, or the daemon and its host
     #[command(group(ArgGroup::new("subject").required(true).args(["name", "host"])))]
     Info {
-        /// Container to show
-        #[arg(value_name = "NAME")]
+        /// Container to show; REMOTE: alone shows that remote's daemon and host
+        #[arg(value_name = "[REMOTE:]NAME")]
         name: Option<String>,
         /// Show the daemon and its host instead: version, kernel, cgroups, storage, CPUs, memory
         #[arg(long)]
@@ -236,58 +241,86 @@ enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Other machines' daemons, reached over TLS: add, list, switch the default, remove
+    ///
+    /// Wherever a container (or a network, pool, image...) is named, REMOTE:NAME names it on
+    /// that remote, and a bare REMOTE: names the remote itself (`sysc list host1:`). Names
+    /// without a prefix are on the default remote, `local` (this machine) unless switched.
+    #[command(verbatim_doc_comment)]
+    Remote {
+        #[command(subcommand)]
+        command: remote::RemoteCommand,
+    },
     /// Show the client's and the daemon's versions
-    Version,
+    Version {
+        /// The daemon to ask [default: the default remote]
+        #[arg(value_name = "REMOTE:")]
+        remote: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Set config keys
+    /// Set config keys of a container or of the server
     ///
     /// Either one KEY and its VALUE, or any number of KEY=VALUE (when the first argument
     /// holds a '=', every one must). All keys are set in one request: if one is refused,
     /// none is set. Limits apply to a running container at once; keys that are not live
     /// take effect at its next start. `sysc config keys` lists the keys.
     ///
+    /// Without a container name the keys are the server's (they all hold a '.', which no
+    /// container name does): core.https_address is where it listens for remote clients
+    /// over TLS (":8443" for every address), unset for nowhere.
+    ///
     /// Examples:
     ///   sysc config set web1 boot.autostart true
-    ///   sysc config set web1 environment.LANG=C.UTF-8 environment.TZ=UTC
+    ///   sysc config set host1:web1 environment.LANG=C.UTF-8 environment.TZ=UTC
     ///   sysc config set web1 environment.OPTS -- -v    (a value starting with '-')
+    ///   sysc config set core.https_address :8443
+    ///   sysc config set host1: core.https_address 10.0.0.2:8443
     #[command(
         verbatim_doc_comment,
-        override_usage = "sysc config set [OPTIONS] <NAME> <KEY> <VALUE>\n       sysc config set [OPTIONS] <NAME> <KEY=VALUE>..."
+        override_usage = "sysc config set [OPTIONS] <[REMOTE:]NAME> <KEY> <VALUE>\n       \
+                          sysc config set [OPTIONS] <[REMOTE:]NAME> <KEY=VALUE>...\n       \
+                          sysc config set [OPTIONS] [REMOTE:] <KEY> <VALUE>"
     )]
     Set {
-        /// Container to configure
+        /// Container to configure, or REMOTE: (or the server key itself) for the server
         #[arg(value_name = "NAME")]
         name: String,
         /// KEY VALUE, or KEY=VALUE...
         #[arg(value_name = "KEY=VALUE", required = true)]
         args: Vec<String>,
     },
-    /// Unset config keys: they go back to their defaults
+    /// Unset config keys of a container or of the server: they go back to their defaults
+    #[command(override_usage = "sysc config unset [OPTIONS] <[REMOTE:]NAME> <KEY>...\n       \
+                                sysc config unset [OPTIONS] [REMOTE:] <KEY>...")]
     Unset {
-        /// Container to configure
+        /// Container to configure, or REMOTE: (or the first server key) for the server
         #[arg(value_name = "NAME")]
         name: String,
         /// Keys to unset
-        #[arg(value_name = "KEY", required = true)]
+        #[arg(value_name = "KEY")]
         keys: Vec<String>,
     },
-    /// Print the value of a config key (an empty line when it is not set)
+    /// Print the value of a config key of a container or of the server (an empty line when
+    /// it is not set)
+    #[command(override_usage = "sysc config get [OPTIONS] <[REMOTE:]NAME> <KEY>\n       \
+                                sysc config get [OPTIONS] [REMOTE:] <KEY>")]
     Get {
-        /// Container to look at
+        /// Container to look at, or REMOTE: (or the server key itself) for the server
         #[arg(value_name = "NAME")]
         name: String,
         /// Key to print
         #[arg(value_name = "KEY")]
-        key: String,
+        key: Option<String>,
     },
-    /// Print a container's configuration as YAML, volatile.* keys included
+    /// Print a container's configuration as YAML, volatile.* keys included; without a
+    /// container, the server's keys and certificate fingerprint
     Show {
-        /// Container to show
-        #[arg(value_name = "NAME")]
-        name: String,
+        /// Container to show, or REMOTE: for that server [default: the default remote's server]
+        #[arg(value_name = "[REMOTE:]NAME")]
+        name: Option<String>,
     },
     /// Edit a container's configuration as YAML in $VISUAL or $EDITOR (default: vi)
     ///
@@ -309,9 +342,17 @@ enum ConfigCommand {
     },
     /// List the config keys a container may hold
     Keys {
+        /// The daemon to ask [default: the default remote]
+        #[arg(value_name = "REMOTE:")]
+        remote: Option<String>,
         /// Output format; markdown is a GitHub table, as in the README
         #[arg(long, value_enum, default_value_t = KeysFormat::Table)]
         format: KeysFormat,
+    },
+    /// Which clients the server trusts over TLS, and tokens for new ones to enrol with
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
     },
 }
 
@@ -409,14 +450,14 @@ enum DeviceCommand {
 enum TemplateCommand {
     /// List the templates the daemon knows
     #[command(visible_alias = "ls")]
-    List(FormatArgs),
+    List(ListOnArgs),
 }
 
 #[derive(Subcommand)]
 enum ImageCommand {
     /// List cached images
     #[command(visible_alias = "ls")]
-    List(FormatArgs),
+    List(ListOnArgs),
     /// Delete a cached image
     #[command(visible_alias = "rm")]
     Delete {
@@ -531,7 +572,7 @@ enum StorageCommand {
     },
     /// List storage pools
     #[command(visible_alias = "ls")]
-    List(FormatArgs),
+    List(ListOnArgs),
     /// Show a storage pool in detail: space, containers and images in it, config
     Info {
         /// Pool to show
@@ -570,7 +611,7 @@ enum NetworkCommand {
     },
     /// List managed networks
     #[command(visible_alias = "ls")]
-    List(FormatArgs),
+    List(ListOnArgs),
     /// Show a network in detail: its containers, DHCP leases and config
     Show {
         /// Network to show
@@ -715,8 +756,21 @@ struct FormatArgs {
     format: OutputFormat,
 }
 
+/// A list verb's output format, and the remote whose things to list.
+#[derive(Args)]
+struct ListOnArgs {
+    /// The remote to list [default: the default remote]
+    #[arg(value_name = "REMOTE:")]
+    remote: Option<String>,
+    #[command(flatten)]
+    format: FormatArgs,
+}
+
 #[derive(Args)]
 struct ListArgs {
+    /// The remote whose containers to list [default: the default remote]
+    #[arg(value_name = "REMOTE:")]
+    remote: Option<String>,
     #[command(flatten)]
     format: FormatArgs,
     /// Columns of the table and CSV, a letter each: n NAME, s STATE, 4 IPV4, p PID,
@@ -752,15 +806,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut command = match cli.command {
+        // About the remotes themselves: nothing to connect to first.
+        Command::Remote { command } => return remote::run(&cli.socket, command).await.map(|()| ExitCode::SUCCESS),
+        command => command,
+    };
+    // Without a config directory (no HOME) there are no remotes, but `local` still works.
+    let dir = ConfigDir::from_environment().ok();
+    let remotes = match &dir {
+        Some(dir) => dir.load()?,
+        None => ClientConfig::default(),
+    };
+    let remote = remote::route::route(&mut command, &remotes.default_remote)?;
     // Connecting first keeps each arm short; `version` alone takes a failure as an answer.
-    let daemon = connect::connect(&cli.socket).await;
-    let done = match cli.command {
+    let daemon = connect::connect_remote(&cli.socket, dir.as_ref(), &remotes, &remote).await;
+    let done = match command {
         // A command's exit status becomes ours.
         Command::Exec(args) => return exec::exec(daemon?, args.into()).await,
         Command::Shell { name } => return exec::shell(daemon?, name).await,
         Command::Console { name, show_log: true } => console::show_log(daemon?, name).await,
         Command::Console { name, show_log: false } => console::attach(daemon?, name).await,
-        Command::Version => version::show(daemon).await,
+        Command::Version { .. } => version::show(daemon).await,
         Command::Create(args) => lifecycle::create(daemon?, args.into_request(false)).await,
         Command::Launch(args) => lifecycle::create(daemon?, args.into_request(true)).await,
         Command::Start(targets) => lifecycle::start(daemon?, targets.into()).await,
@@ -772,23 +838,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rename { name, new_name } => lifecycle::rename(daemon?, name, new_name).await,
         Command::Copy(args) => copy::copy(daemon?, args.into()).await,
         Command::List(args) => list::show(daemon?, args.format.format, &args.columns).await,
-        Command::Info { name: Some(name), .. } => info::show(daemon?, name).await,
-        Command::Info { name: None, .. } => info::show_host(daemon?).await,
+        Command::Info { name: Some(name), .. } if !name.is_empty() => info::show(daemon?, name).await,
+        // `info --host`, or `info REMOTE:`.
+        Command::Info { .. } => info::show_host(daemon?).await,
+        // check_usage has refused arguments these cannot take.
         Command::Config { command } => match command {
-            ConfigCommand::Set { name, args } => {
-                // check_usage has refused arguments this cannot take.
-                let values = config::parse_assignments(&args).map_err(anyhow::Error::msg)?;
-                config::set(daemon?, name, values).await
+            ConfigCommand::Set { name, args } => match server_subject(&name) {
+                Some(subject) => {
+                    let values = server_config::assignments(subject, &args).map_err(anyhow::Error::msg)?;
+                    server_config::set(daemon?, values).await
+                }
+                None => {
+                    let values = config::parse_assignments(&args).map_err(anyhow::Error::msg)?;
+                    config::set(daemon?, name, values).await
+                }
+            },
+            ConfigCommand::Unset { name, keys } => match server_subject(&name) {
+                Some(subject) => {
+                    let keys = server_config::unset_keys(subject, &keys).map_err(anyhow::Error::msg)?;
+                    server_config::unset(daemon?, keys).await
+                }
+                None => config::unset(daemon?, name, keys).await,
+            },
+            ConfigCommand::Get { name, key } => match server_subject(&name) {
+                Some(subject) => {
+                    let key = server_config::get_key(subject, key.as_deref()).map_err(anyhow::Error::msg)?;
+                    server_config::get(daemon?, key).await
+                }
+                None => config::get(daemon?, name, key.unwrap_or_default()).await,
+            },
+            ConfigCommand::Show { name: Some(name) } if server_subject(&name).is_none() => {
+                config::show(daemon?, name).await
             }
-            ConfigCommand::Unset { name, keys } => config::unset(daemon?, name, keys).await,
-            ConfigCommand::Get { name, key } => config::get(daemon?, name, key).await,
-            ConfigCommand::Show { name } => config::show(daemon?, name).await,
+            ConfigCommand::Show { .. } => server_config::show(daemon?).await,
             // Ctrl+C at its prompt has an exit status of its own.
             ConfigCommand::Edit { name } => {
                 return config::edit(daemon?, name, config::EditSession::from_environment()).await;
             }
             ConfigCommand::Device { command } => run_device(daemon?, command).await,
-            ConfigCommand::Keys { format } => config::keys(daemon?, format).await,
+            ConfigCommand::Keys { format, .. } => config::keys(daemon?, format).await,
+            ConfigCommand::Trust { command } => trust::run(daemon?, command).await,
         },
         // check_usage has refused snapshot names these cannot take.
         Command::Snapshot { command } => match command {
@@ -825,23 +914,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => backup::import(daemon?, args.into()).await,
         Command::Template {
             command: TemplateCommand::List(arg),
-        } => images::list_templates(daemon?, arg.format).await,
+        } => images::list_templates(daemon?, arg.format.format).await,
         Command::Image { command } => match command {
-            ImageCommand::List(arg) => images::list_images(daemon?, arg.format).await,
+            ImageCommand::List(arg) => images::list_images(daemon?, arg.format.format).await,
             ImageCommand::Delete { fingerprint } => images::delete_image(daemon?, fingerprint).await,
         },
         Command::Storage { command } => match command {
             StorageCommand::Create { name, driver, config } => storage::create(daemon?, name, driver, config).await,
-            StorageCommand::List(arg) => storage::list(daemon?, arg.format).await,
+            StorageCommand::List(arg) => storage::list(daemon?, arg.format.format).await,
             StorageCommand::Info { name } => storage::info(daemon?, name).await,
             StorageCommand::Delete { name } => storage::delete(daemon?, name).await,
         },
         Command::Network { command } => match command {
             NetworkCommand::Create { name, config } => network::create(daemon?, name, config).await,
-            NetworkCommand::List(arg) => network::list(daemon?, arg.format).await,
+            NetworkCommand::List(arg) => network::list(daemon?, arg.format.format).await,
             NetworkCommand::Show { name } => network::show(daemon?, name).await,
             NetworkCommand::Delete { name } => network::delete(daemon?, name).await,
         },
+        Command::Remote { .. } => unreachable!("handled before connecting"),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
@@ -908,17 +998,48 @@ async fn run_file(daemon: tonic::transport::Channel, command: file::FileCommand)
 /// any connection is made.
 fn check_usage(cli: &Cli) -> Result<(), clap::Error> {
     match &cli.command {
-        Command::Config {
-            command: ConfigCommand::Set { args, .. },
-        } => config::parse_assignments(args)
-            .map(drop)
-            .map_err(|message| usage_error(&["config", "set"], message)),
-        Command::Config {
-            command: ConfigCommand::Device { command },
-        } => check_device_usage(command),
+        Command::Config { command } => check_config_usage(command),
         Command::Snapshot { command } => check_snapshot_usage(command),
         _ => Ok(()),
     }
+}
+
+/// The container forms of `config set|unset|get` and their server forms (see server_config).
+fn check_config_usage(command: &ConfigCommand) -> Result<(), clap::Error> {
+    let (verb, checked) = match command {
+        ConfigCommand::Set { name, args } => (
+            "set",
+            match server_subject(name) {
+                Some(subject) => server_config::assignments(subject, args).map(drop),
+                None => config::parse_assignments(args).map(drop),
+            },
+        ),
+        ConfigCommand::Unset { name, keys } => (
+            "unset",
+            match server_subject(name) {
+                Some(subject) => server_config::unset_keys(subject, keys).map(drop),
+                None if keys.is_empty() => Err(format!("no key given for {name}: expected NAME KEY...")),
+                None => Ok(()),
+            },
+        ),
+        ConfigCommand::Get { name, key } => (
+            "get",
+            match server_subject(name) {
+                Some(subject) => server_config::get_key(subject, key.as_deref()).map(drop),
+                None if key.is_none() => Err(format!("no key given for {name}: expected NAME KEY")),
+                None => Ok(()),
+            },
+        ),
+        ConfigCommand::Edit { name } if server_subject(name).is_some() => (
+            "edit",
+            Err(format!(
+                "{name} is no container; server keys are changed with config set and config unset"
+            )),
+        ),
+        ConfigCommand::Device { command } => return check_device_usage(command),
+        _ => return Ok(()),
+    };
+    checked.map_err(|message| usage_error(&["config", verb], message))
 }
 
 fn check_device_usage(command: &DeviceCommand) -> Result<(), clap::Error> {
@@ -1196,7 +1317,8 @@ mod tests {
             cli.command,
             Command::Config {
                 command: ConfigCommand::Keys {
-                    format: KeysFormat::Markdown
+                    format: KeysFormat::Markdown,
+                    remote: None
                 }
             }
         ));
@@ -1466,8 +1588,11 @@ mod tests {
         assert!(matches!(
             parse(&["sysc", "network", "ls", "--format", "csv"]).unwrap().command,
             Command::Network {
-                command: NetworkCommand::List(FormatArgs {
-                    format: OutputFormat::Csv
+                command: NetworkCommand::List(ListOnArgs {
+                    format: FormatArgs {
+                        format: OutputFormat::Csv
+                    },
+                    remote: None
                 })
             }
         ));

@@ -1,0 +1,233 @@
+//! Remotes over TLS: a daemon listening on core.https_address, clients that enrol with
+//! a token or are trusted by certificate, and each refusal a stranger meets.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sysc_tests::{Daemon, Output, binary};
+
+/// A `sysc` user with its own ~/.config/sysc (certificate, remotes): another machine.
+struct Client {
+    dir: tempfile::TempDir,
+}
+
+impl Client {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("sysc")
+    }
+
+    fn certificate(&self) -> PathBuf {
+        self.config_dir().join("client.crt")
+    }
+
+    fn sysc(&self, args: &[&str]) -> Output {
+        let output = Command::new(binary("sysc"))
+            .args(args)
+            .env("SYSC_CONFIG_DIR", self.config_dir())
+            // No local daemon for this client: only its remotes.
+            .env("SYSC_SOCKET", self.dir.path().join("no-daemon.socket"))
+            .output()
+            .expect("run sysc");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.sysc(args);
+        assert!(out.success(), "sysc {args:?} failed: {}\n{}", out.stdout, out.stderr);
+        out.stdout
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.sysc(args);
+        assert!(!out.success(), "sysc {args:?} should have failed: {}", out.stdout);
+        out.stderr
+    }
+}
+
+/// A free port on the loopback, for this test's listener.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The daemon listening with TLS on the loopback; its address.
+fn listen(d: &Daemon) -> String {
+    let address = format!("127.0.0.1:{}", free_port());
+    d.ok(&["config", "set", "core.https_address", &address]);
+    address
+}
+
+/// The token in `config trust add`'s output: its longest word.
+fn token_of(output: &str) -> String {
+    output
+        .split_whitespace()
+        .max_by_key(|w| w.len())
+        .expect("a token")
+        .to_string()
+}
+
+fn fingerprint(path: &Path) -> String {
+    let pem = std::fs::read_to_string(path).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64_decode(&body);
+    let digest = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&der)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&digest.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let output = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    output.stdout
+}
+
+#[test]
+fn a_client_enrolled_by_token_drives_the_daemon_over_tls() {
+    let d = Daemon::start();
+    let address = listen(&d);
+    let shown = d.ok(&["config", "show"]);
+    assert!(shown.contains(&address), "{shown}");
+
+    let token = token_of(&d.ok(&["config", "trust", "add", "laptop"]));
+    let tokens = d.ok(&["config", "trust", "list-tokens"]);
+    assert!(tokens.contains("laptop"), "{tokens}");
+
+    let laptop = Client::new();
+    let added = laptop.ok(&["remote", "add", "r1", &token]);
+    assert!(added.contains("r1"), "{added}");
+    let trusted = d.ok(&["config", "trust", "list"]);
+    assert!(trusted.contains("laptop"), "{trusted}");
+    assert!(
+        trusted.contains(&fingerprint(&laptop.certificate())[..12]),
+        "the laptop's own certificate is trusted: {trusted}"
+    );
+    assert!(
+        !d.ok(&["config", "trust", "list-tokens"]).contains("laptop"),
+        "the token is used up"
+    );
+
+    laptop.ok(&["launch", "busybox", "r1:c1"]);
+    let listed = laptop.ok(&["list", "r1:", "--format", "json"]);
+    assert!(listed.contains("\"c1\""), "{listed}");
+    assert_eq!(laptop.ok(&["exec", "r1:c1", "--", "hostname"]).trim(), "c1");
+    let file = laptop.dir.path().join("hello");
+    std::fs::write(&file, b"over tls\n").unwrap();
+    laptop.ok(&["file", "push", file.to_str().unwrap(), "r1:c1/tmp/hello"]);
+    assert_eq!(d.ok(&["exec", "c1", "--", "cat", "/tmp/hello"]), "over tls\n");
+
+    // The default remote applies to names without a prefix.
+    laptop.ok(&["remote", "switch", "r1"]);
+    assert!(laptop.ok(&["list"]).contains("c1"));
+
+    // The listener and the trust store outlive a daemon restart.
+    let mut d = d;
+    d.restart();
+    assert!(laptop.ok(&["list"]).contains("c1"));
+
+    // A token works once.
+    let thief = Client::new();
+    let err = thief.fails(&["remote", "add", "r1", &token]);
+    assert!(err.contains("not valid"), "{err}");
+    let trusted = d.ok(&["config", "trust", "list"]);
+    assert!(!trusted.contains(&fingerprint(&thief.certificate())[..12]), "{trusted}");
+}
+
+#[test]
+fn strangers_revoked_clients_and_wrong_servers_are_refused() {
+    let d = Daemon::start();
+    let address = listen(&d);
+
+    // Accepting the server's certificate is not being trusted by it.
+    let ci = Client::new();
+    ci.ok(&[
+        "remote",
+        "add",
+        "r",
+        &format!("https://{address}"),
+        "--accept-certificate",
+    ]);
+    let err = ci.fails(&["list", "r:"]);
+    assert!(err.contains("not trusted"), "{err}");
+
+    // Trusted by its certificate file, it may; removed, it may not, at once.
+    d.ok(&[
+        "config",
+        "trust",
+        "add-certificate",
+        ci.certificate().to_str().unwrap(),
+        "--name",
+        "ci",
+    ]);
+    ci.ok(&["list", "r:"]);
+    d.ok(&["config", "trust", "remove", "ci"]);
+    let err = ci.fails(&["list", "r:"]);
+    assert!(err.contains("not trusted"), "{err}");
+
+    // A revoked token enrols nobody.
+    let token = token_of(&d.ok(&["config", "trust", "add", "later"]));
+    d.ok(&["config", "trust", "revoke-token", "later"]);
+    let late = Client::new();
+    let err = late.fails(&["remote", "add", "r", &token]);
+    assert!(err.contains("not valid"), "{err}");
+
+    // A server whose certificate is not the pinned one is not talked to.
+    let other = Daemon::start();
+    let other_address = listen(&other);
+    let pinned = ci.config_dir().join("config.yaml");
+    let config = std::fs::read_to_string(&pinned).unwrap();
+    std::fs::write(&pinned, config.replace(&address, &other_address)).unwrap();
+    let err = ci.fails(&["list", "r:"]);
+    assert!(err.contains("not the pinned"), "{err}");
+
+    // A plaintext client on the TLS port gets nowhere; the daemon goes on serving.
+    let plaintext = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        sysc_proto::v1::server_client::ServerClient::new(channel)
+            .info(sysc_proto::v1::ServerInfoRequest {})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(plaintext.is_err(), "a plaintext call was answered");
+    d.ok(&["list"]);
+}
