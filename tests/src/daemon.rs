@@ -23,6 +23,8 @@ pub struct DaemonOptions {
     pub cgroup_driver: &'static str,
     /// A templates directory other than the repository's.
     pub templates: Option<PathBuf>,
+    /// A network namespace (in /run/netns) to run the daemon in: a host of its own.
+    pub netns: Option<String>,
 }
 
 impl Default for DaemonOptions {
@@ -31,6 +33,7 @@ impl Default for DaemonOptions {
             storage: "btrfs",
             cgroup_driver: "auto",
             templates: None,
+            netns: None,
         }
     }
 }
@@ -127,7 +130,15 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("syscd.log"))
             .unwrap();
-        let child = Command::new(binary("syscd"))
+        let mut command = match &self.options.netns {
+            Some(netns) => {
+                let mut command = Command::new("nsenter");
+                command.arg(format!("--net=/run/netns/{netns}")).arg(binary("syscd"));
+                command
+            }
+            None => Command::new(binary("syscd")),
+        };
+        let child = command
             .arg("--root")
             .arg(&self.root)
             .arg("--run-dir")

@@ -3,13 +3,17 @@
 //! binary; and a Drop guard that leaves the machine as it found it, also when the
 //! test failed.
 
+mod client;
 mod daemon;
+mod fleet;
 mod grpc;
 mod host;
 mod pty;
 mod scratch;
 
+pub use client::{Client, token_of};
 pub use daemon::{Daemon, DaemonOptions, Output, binary};
+pub use fleet::{Fleet, FleetHost};
 pub use grpc::channel;
 pub use host::{in_container, is_mounted, proc_status_field, wait_until};
 pub use pty::Terminal;

@@ -1,58 +1,10 @@
 //! Remotes over TLS: a daemon listening on core.https_address, clients that enrol with
 //! a token or are trusted by certificate, and each refusal a stranger meets.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use sysc_tests::{Daemon, Output, binary};
-
-/// A `sysc` user with its own ~/.config/sysc (certificate, remotes): another machine.
-struct Client {
-    dir: tempfile::TempDir,
-}
-
-impl Client {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn config_dir(&self) -> PathBuf {
-        self.dir.path().join("sysc")
-    }
-
-    fn certificate(&self) -> PathBuf {
-        self.config_dir().join("client.crt")
-    }
-
-    fn sysc(&self, args: &[&str]) -> Output {
-        let output = Command::new(binary("sysc"))
-            .args(args)
-            .env("SYSC_CONFIG_DIR", self.config_dir())
-            // No local daemon for this client: only its remotes.
-            .env("SYSC_SOCKET", self.dir.path().join("no-daemon.socket"))
-            .output()
-            .expect("run sysc");
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.sysc(args);
-        assert!(out.success(), "sysc {args:?} failed: {}\n{}", out.stdout, out.stderr);
-        out.stdout
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.sysc(args);
-        assert!(!out.success(), "sysc {args:?} should have failed: {}", out.stdout);
-        out.stderr
-    }
-}
+use sysc_tests::{Client, Daemon, token_of};
 
 /// A free port on the loopback, for this test's listener.
 fn free_port() -> u16 {
@@ -68,15 +20,6 @@ fn listen(d: &Daemon) -> String {
     let address = format!("127.0.0.1:{}", free_port());
     d.ok(&["config", "set", "core.https_address", &address]);
     address
-}
-
-/// The token in `config trust add`'s output: its longest word.
-fn token_of(output: &str) -> String {
-    output
-        .split_whitespace()
-        .max_by_key(|w| w.len())
-        .expect("a token")
-        .to_string()
 }
 
 fn fingerprint(path: &Path) -> String {
