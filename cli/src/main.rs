@@ -18,7 +18,9 @@ mod images;
 mod info;
 mod lifecycle;
 mod list;
+mod monitor;
 mod network;
+mod operation;
 mod progress;
 mod remote;
 mod server_config;
@@ -37,7 +39,7 @@ use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand};
 
 use crate::backup::{Compression, ExportOptions, ImportOptions};
 use crate::config::KeysFormat;
-use crate::copy::CopyOptions;
+use crate::copy::{CopyOptions, MoveOptions};
 use crate::exec::{ExecOptions, TtyMode};
 use crate::format::OutputFormat;
 use crate::lifecycle::FailuresReported;
@@ -118,8 +120,30 @@ enum Command {
     ///   sysc copy web1 web2
     ///   sysc copy web1/before-upgrade web1-old --instance-only
     ///   sysc copy web1 web3 --storage fast -c limits.memory=1GiB
+    ///   sysc copy host1:web1 host2:        (to another remote, as web1)
+    ///
+    /// Between remotes the container is streamed from one daemon to the other through
+    /// this client (an export relayed into an import, with a progress bar on a terminal);
+    /// the copy gets the target's MACs and id range and a new machine-id. A snapshot
+    /// cannot be copied to another remote.
     #[command(visible_alias = "cp", verbatim_doc_comment)]
     Copy(CopyArgs),
+    /// Move a container to another remote, or rename it
+    ///
+    /// To another remote: a running container is stopped cleanly, streamed to the target
+    /// with its snapshots (with --instance-only, without: they are deleted with the source),
+    /// started there, and deleted from the source. If anything fails before that delete,
+    /// the source is left as it was (running again if it was) and nothing is left on the
+    /// target.
+    /// Within one remote it is a rename; a running container is stopped for it and started
+    /// again after.
+    ///
+    /// Examples:
+    ///   sysc move web1 host2:
+    ///   sysc move host1:web1 host2:web9
+    ///   sysc move web1 web2
+    #[command(visible_alias = "mv", verbatim_doc_comment)]
+    Move(MoveArgs),
     /// List containers
     #[command(visible_alias = "ls")]
     List(ListArgs),
@@ -256,6 +280,23 @@ enum Command {
         /// The daemon to ask [default: the default remote]
         #[arg(value_name = "REMOTE:")]
         remote: Option<String>,
+    },
+    /// Show the daemon's events as they happen, until Ctrl-C
+    ///
+    /// lifecycle: containers created, started, stopped, deleted, renamed, updated, copied,
+    /// exported, imported; snapshots created, deleted, renamed, restored. operation: long
+    /// operations (create, export, import, copy) beginning, progressing and ending.
+    /// logging: the daemon's log, info and above.
+    ///
+    /// Examples:
+    ///   sysc monitor
+    ///   sysc monitor host1: --type lifecycle --format json
+    #[command(verbatim_doc_comment)]
+    Monitor(monitor::MonitorArgs),
+    /// The daemon's long operations (create, export, import, copy), whoever began them
+    Operation {
+        #[command(subcommand)]
+        command: operation::OperationCommand,
     },
 }
 
@@ -656,18 +697,31 @@ struct CopyArgs {
     /// Container to copy, or NAME/SNAP to copy one of its snapshots
     #[arg(value_name = "SRC[/SNAP]", value_parser = copy::parse_source)]
     source: copy::Source,
-    /// Name of the new container
-    #[arg(value_name = "DST")]
+    /// Name of the new container, on REMOTE if given [default name: the source's]
+    #[arg(value_name = "[REMOTE:]DST")]
     name: String,
     /// Leave the source's snapshots behind
     #[arg(long)]
     instance_only: bool,
-    /// Storage pool for the copy [default: the source's pool]
+    /// Storage pool for the copy [default: the source's pool; on another remote, its default pool]
     #[arg(short = 's', long = "storage", value_name = "POOL")]
     pool: Option<String>,
     /// Config key to set on the copy, e.g. -c limits.memory=1GiB (repeatable)
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE", value_parser = lifecycle::parse_config_pair)]
     config: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct MoveArgs {
+    /// Container to move
+    #[arg(value_name = "[REMOTE:]NAME")]
+    name: String,
+    /// Where to: REMOTE:, REMOTE:NEWNAME, or NEWNAME (on the default remote)
+    #[arg(value_name = "[REMOTE:][NEWNAME]")]
+    destination: String,
+    /// Move the container without its snapshots, which are deleted with the source
+    #[arg(long)]
+    instance_only: bool,
 }
 
 #[derive(Args)]
@@ -817,9 +871,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(dir) => dir.load()?,
         None => ClientConfig::default(),
     };
-    let remote = remote::route::route(&mut command, &remotes.default_remote)?;
+    let remote::route::Route { remote, destination } = remote::route::route(&mut command, &remotes.default_remote)?;
     // Connecting first keeps each arm short; `version` alone takes a failure as an answer.
     let daemon = connect::connect_remote(&cli.socket, dir.as_ref(), &remotes, &remote).await;
+    // Where a copy or a move goes, when that is another remote.
+    let across = match destination.filter(|to| *to != remote) {
+        Some(to) => {
+            let channel = connect::connect_remote(&cli.socket, dir.as_ref(), &remotes, &to).await?;
+            Some(copy::Side::new(to, channel))
+        }
+        None => None,
+    };
     let done = match command {
         // A command's exit status becomes ours.
         Command::Exec(args) => return exec::exec(daemon?, args.into()).await,
@@ -827,6 +889,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Console { name, show_log: true } => console::show_log(daemon?, name).await,
         Command::Console { name, show_log: false } => console::attach(daemon?, name).await,
         Command::Version { .. } => version::show(daemon).await,
+        Command::Monitor(args) => monitor::monitor(daemon?, args).await,
+        Command::Operation { command } => operation::run(daemon?, command).await,
         Command::Create(args) => lifecycle::create(daemon?, args.into_request(false)).await,
         Command::Launch(args) => lifecycle::create(daemon?, args.into_request(true)).await,
         Command::Start(targets) => lifecycle::start(daemon?, targets.into()).await,
@@ -836,7 +900,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume(targets) => lifecycle::resume(daemon?, targets.into()).await,
         Command::Delete { names, force } => lifecycle::delete(daemon?, names, force).await,
         Command::Rename { name, new_name } => lifecycle::rename(daemon?, name, new_name).await,
-        Command::Copy(args) => copy::copy(daemon?, args.into()).await,
+        Command::Copy(args) => match across {
+            Some(to) => copy::copy_across(copy::Side::new(remote, daemon?), to, args.into()).await,
+            None => copy::copy(daemon?, args.into()).await,
+        },
+        Command::Move(args) => {
+            let from = copy::Side::new(remote, daemon?);
+            match across {
+                Some(to) => copy::move_across(from, to, args.into()).await,
+                None => copy::move_within(from, args.into()).await,
+            }
+        }
         Command::List(args) => list::show(daemon?, args.format.format, &args.columns).await,
         Command::Info { name: Some(name), .. } if !name.is_empty() => info::show(daemon?, name).await,
         // `info --host`, or `info REMOTE:`.
@@ -1109,6 +1183,16 @@ impl From<CopyArgs> for CopyOptions {
             instance_only: args.instance_only,
             pool: args.pool,
             config: args.config,
+        }
+    }
+}
+
+impl From<MoveArgs> for MoveOptions {
+    fn from(args: MoveArgs) -> Self {
+        Self {
+            name: args.name,
+            new_name: args.destination,
+            instance_only: args.instance_only,
         }
     }
 }
@@ -1756,8 +1840,8 @@ mod tests {
                 .unwrap_or_else(|| panic!("{verb} missing from\n{help}"))
         };
         let order: Vec<usize> = [
-            "create", "launch", "delete", "rename", "copy", "list", "info", "snapshot", "export", "import", "image",
-            "storage", "network", "version",
+            "create", "launch", "delete", "rename", "copy", "move", "list", "info", "snapshot", "export", "import",
+            "image", "storage", "network", "version",
         ]
         .iter()
         .map(|verb| position(verb))

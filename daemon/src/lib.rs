@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod containers;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod files;
 pub mod fsutil;

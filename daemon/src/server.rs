@@ -8,9 +8,11 @@ use std::sync::Arc;
 use nix::unistd::Gid;
 use sysc_proto::v1::backups_server::BackupsServer;
 use sysc_proto::v1::containers_server::ContainersServer;
+use sysc_proto::v1::events_server::EventsServer;
 use sysc_proto::v1::files_server::FilesServer;
 use sysc_proto::v1::images_server::ImagesServer;
 use sysc_proto::v1::networks_server::NetworksServer;
+use sysc_proto::v1::operations_server::OperationsServer;
 use sysc_proto::v1::server_server::ServerServer;
 use sysc_proto::v1::snapshots_server::SnapshotsServer;
 use sysc_proto::v1::storage_server::StorageServer;
@@ -20,8 +22,8 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::service::Routes;
 
 use crate::api::{
-    BackupsService, ContainersService, FilesService, ImagesService, NetworksService, PeerAccess, ServerService,
-    SnapshotsService, StorageService, TrustService, peer_access,
+    BackupsService, ContainersService, EventsService, FilesService, ImagesService, NetworksService, OperationsService,
+    PeerAccess, ServerService, SnapshotsService, StorageService, TrustService, peer_access,
 };
 use crate::containers::Manager;
 use crate::db::Db;
@@ -70,6 +72,7 @@ pub async fn run(
     networks.start(default_network).await?;
     let settings = Arc::new(settings);
     let manager = Manager::new(settings.clone(), db.clone(), pools, images, networks);
+    crate::events::forward_logs(&manager.events.bus);
     manager.recover().await?;
 
     let trust = Arc::new(TrustHub::open(&db, &settings.root).map_err(|e| Error::Internal(e.to_string()))?);
@@ -85,6 +88,8 @@ pub async fn run(
     health.set_serving::<FilesServer<FilesService>>().await;
     health.set_serving::<NetworksServer<NetworksService>>().await;
     health.set_serving::<TrustServer<TrustService>>().await;
+    health.set_serving::<EventsServer<EventsService>>().await;
+    health.set_serving::<OperationsServer<OperationsService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sysc_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -101,7 +106,9 @@ pub async fn run(
         .add_service(StorageServer::new(StorageService::new(manager.clone())))
         .add_service(FilesServer::new(FilesService::new(manager.clone())))
         .add_service(NetworksServer::new(NetworksService::new(manager.clone())))
-        .add_service(TrustServer::new(TrustService::new(trust.clone())));
+        .add_service(TrustServer::new(TrustService::new(trust.clone())))
+        .add_service(EventsServer::new(EventsService::new(manager.clone())))
+        .add_service(OperationsServer::new(OperationsService::new(manager.clone())));
     trust.attach(TlsListener::new(
         trust.identity.clone(),
         trust.store.clone(),
@@ -115,6 +122,12 @@ pub async fn run(
     tracing::info!(socket = %settings.socket.display(), root = %settings.root.display(), "serving");
     manager.autostart();
     manager.run_scheduler();
+    // Event streams never end by themselves: end them, or the graceful shutdown waits on them.
+    let events = manager.events.bus.clone();
+    let shutdown = async move {
+        shutdown.await;
+        events.close();
+    };
     let served = api_server()
         // Every service, health and reflection included, answers only root and group sysc.
         .layer(tonic::service::InterceptorLayer::new(access))

@@ -1,12 +1,14 @@
 //! Which remote a command goes to: every `REMOTE:` prefix is taken off its argument here,
 //! in one pass over the parsed command, so the verbs themselves only ever see plain names.
-//! A command acts on one remote; names without a prefix are on the default one.
+//! A command acts on one remote, except `copy` and `move`, which may take a container from
+//! one remote to another; names without a prefix are on the default one.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use super::target;
 use crate::file::FileCommand;
+use crate::operation::OperationCommand;
 use crate::trust::TrustCommand;
 use crate::{
     Command, ConfigCommand, DeviceCommand, ImageCommand, NetworkCommand, SnapshotCommand, StorageCommand,
@@ -24,8 +26,6 @@ pub enum RouteError {
         second: String,
         second_remote: String,
     },
-    #[error("copy between remotes is not supported yet")]
-    CopyAcross,
     #[error("a container cannot be renamed onto another remote ({0})")]
     RenameAcross(String),
     #[error("{0}: the remote name before ':' is empty")]
@@ -36,8 +36,17 @@ pub enum RouteError {
     NotRemote(String),
 }
 
-/// The remote `command` acts on, its prefixes taken off in place.
-pub fn route(command: &mut Command, default_remote: &str) -> Result<String, RouteError> {
+/// Where a command goes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The remote the command acts on: for `copy` and `move`, the source's.
+    pub remote: String,
+    /// For `copy` and `move`, the remote the container goes to: `remote` itself or another.
+    pub destination: Option<String>,
+}
+
+/// Where `command` goes, its prefixes taken off in place.
+pub fn route(command: &mut Command, default_remote: &str) -> Result<Route, RouteError> {
     let mut router = Router::new(default_remote);
     visit(command, &mut router)?;
     Ok(router.finish())
@@ -47,6 +56,8 @@ struct Router {
     default: String,
     /// The remote chosen so far, and the argument that chose it, for messages.
     chosen: Option<(String, String)>,
+    /// Where a copy or a move goes.
+    destination: Option<String>,
 }
 
 impl Router {
@@ -54,11 +65,15 @@ impl Router {
         Self {
             default: default.to_string(),
             chosen: None,
+            destination: None,
         }
     }
 
-    fn finish(self) -> String {
-        self.chosen.map_or(self.default, |(remote, _)| remote)
+    fn finish(self) -> Route {
+        Route {
+            remote: self.chosen.map_or(self.default, |(remote, _)| remote),
+            destination: self.destination,
+        }
     }
 
     /// Takes the prefix off `arg`; the remote it names, or the default one.
@@ -153,16 +168,10 @@ impl Router {
         args.iter_mut().try_for_each(|arg| self.path(arg))
     }
 
-    /// Where a copy goes must be where it comes from, for now.
-    fn copy_target(&mut self, arg: &mut String) -> Result<(), RouteError> {
-        let shown = arg.clone();
-        let remote = self.strip(arg)?;
-        if arg.is_empty() {
-            return Err(RouteError::NoName(shown));
-        }
-        if self.chosen.as_ref().is_some_and(|(chosen, _)| *chosen != remote) {
-            return Err(RouteError::CopyAcross);
-        }
+    /// `[REMOTE:][NAME]`, where a copy or a move goes: on the default remote without a
+    /// prefix, as in Incus; `REMOTE:` alone leaves "", the source's name.
+    fn destination(&mut self, arg: &mut String) -> Result<(), RouteError> {
+        self.destination = Some(self.strip(arg)?);
         Ok(())
     }
 
@@ -193,7 +202,11 @@ fn visit(command: &mut Command, r: &mut Router) -> Result<(), RouteError> {
         }
         Command::Copy(args) => {
             r.name(&mut args.source.container)?;
-            r.copy_target(&mut args.name)
+            r.destination(&mut args.name)
+        }
+        Command::Move(args) => {
+            r.name(&mut args.name)?;
+            r.destination(&mut args.destination)
         }
         Command::List(args) => r.remote(&args.remote),
         // `info REMOTE:` is that remote's host.
@@ -240,6 +253,11 @@ fn visit(command: &mut Command, r: &mut Router) -> Result<(), RouteError> {
             NetworkCommand::List(args) => r.remote(&args.remote),
         },
         Command::Version { remote } => r.remote(remote),
+        Command::Monitor(args) => r.remote(&args.remote),
+        Command::Operation { command } => match command {
+            OperationCommand::List { remote, .. } => r.remote(remote),
+            OperationCommand::Show { id } => r.name(id),
+        },
         // Handled before any routing: it is about the remotes themselves.
         Command::Remote { .. } => Ok(()),
     }
@@ -290,8 +308,12 @@ mod tests {
     /// The remote and the command as the verbs see it.
     fn routed(args: &[&str], default: &str) -> Result<(String, Command), RouteError> {
         let mut command = Cli::try_parse_from(args).expect("valid usage").command;
-        let remote = route(&mut command, default)?;
-        Ok((remote, command))
+        let route = route(&mut command, default)?;
+        Ok((route.remote, command))
+    }
+
+    fn route_of(args: &[&str], default: &str) -> Result<Route, RouteError> {
+        route(&mut Cli::try_parse_from(args).expect("valid usage").command, default)
     }
 
     fn remote_of(args: &[&str]) -> Result<String, RouteError> {
@@ -359,24 +381,55 @@ mod tests {
         );
     }
 
+    fn at(remote: &str, destination: Option<&str>) -> Route {
+        Route {
+            remote: remote.into(),
+            destination: destination.map(str::to_string),
+        }
+    }
+
     #[test]
-    fn copy_stays_on_one_remote() {
+    fn copy_and_move_name_two_remotes() {
         let (remote, command) = routed(&["sysc", "copy", "h1:web1/snap0", "h1:web2"], "local").unwrap();
         assert_eq!(remote, "h1");
         let Command::Copy(args) = command else { panic!() };
         assert_eq!((args.source.container.as_str(), args.name.as_str()), ("web1", "web2"));
         assert_eq!(args.source.snapshot.as_deref(), Some("snap0"));
 
+        let copy = |args: &[&str], default| route_of(&[&["sysc", "copy"][..], args].concat(), default).unwrap();
+        assert_eq!(copy(&["h1:web1", "h1:web2"], "local"), at("h1", Some("h1")));
+        assert_eq!(copy(&["h1:web1", "h2:web1"], "local"), at("h1", Some("h2")));
+        // Without a prefix, the default remote, on either side.
+        assert_eq!(copy(&["h1:web1", "web2"], "local"), at("h1", Some("local")));
+        assert_eq!(copy(&["web1", "h2:web2"], "local"), at("local", Some("h2")));
+        assert_eq!(copy(&["h1:web1", "web2"], "h1"), at("h1", Some("h1")));
+        assert_eq!(copy(&["web1", "web2"], "local"), at("local", Some("local")));
+
+        // REMOTE: alone keeps the name, which the verb takes from the source.
+        let mut command = Cli::try_parse_from(["sysc", "copy", "h1:web1", "h2:"]).unwrap().command;
+        assert_eq!(route(&mut command, "local").unwrap(), at("h1", Some("h2")));
+        let Command::Copy(args) = command else { panic!() };
+        assert_eq!((args.source.container.as_str(), args.name.as_str()), ("web1", ""));
+
+        let mut command = Cli::try_parse_from(["sysc", "move", "h1:web1", "h2:"]).unwrap().command;
+        assert_eq!(route(&mut command, "local").unwrap(), at("h1", Some("h2")));
+        let Command::Move(args) = command else { panic!() };
+        assert_eq!((args.name.as_str(), args.destination.as_str()), ("web1", ""));
         assert_eq!(
-            remote_of(&["sysc", "copy", "h1:web1", "web2"]),
-            Err(RouteError::CopyAcross)
+            route_of(&["sysc", "mv", "web1", "web2"], "h1").unwrap(),
+            at("h1", Some("h1"))
+        );
+
+        assert_eq!(
+            remote_of(&["sysc", "move", "h1:", "h2:"]),
+            Err(RouteError::NoName("h1:".into()))
         );
         assert_eq!(
-            remote_of(&["sysc", "copy", "web1", "h2:web2"]),
-            Err(RouteError::CopyAcross)
+            remote_of(&["sysc", "copy", "web1", ":web2"]),
+            Err(RouteError::EmptyRemote(":web2".into()))
         );
-        assert_eq!(routed(&["sysc", "copy", "h1:web1", "web2"], "h1").unwrap().0, "h1");
-        assert_eq!(remote_of(&["sysc", "copy", "web1", "web2"]).unwrap(), "local");
+        // Every other verb has no destination.
+        assert_eq!(route_of(&["sysc", "start", "h1:a"], "local").unwrap(), at("h1", None));
     }
 
     #[test]

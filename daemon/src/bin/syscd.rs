@@ -9,6 +9,8 @@ use syscd::network::DefaultNetwork;
 use syscd::server::{self, StorageOptions};
 use syscd::settings::Settings;
 use syscd::storage::DriverChoice;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum CgroupDriver {
@@ -106,6 +108,9 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .finish()
+        // The log's lines also go to `sysc monitor --type logging`.
+        .with(syscd::events::LogLayer)
         .init();
     let args = Args::parse();
     if !nix::unistd::geteuid().is_root() {

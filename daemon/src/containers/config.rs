@@ -54,6 +54,7 @@ impl Manager {
         record.config = config;
         self.save(&record).await?;
         tracing::info!(container = %name, "configuration changed");
+        self.lifecycle("container-updated", name, &[]);
         Ok(self.view_of(record).await)
     }
 

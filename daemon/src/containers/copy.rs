@@ -26,7 +26,19 @@ pub struct CopyParams {
 }
 
 impl Manager {
+    /// Copies a container as an operation every client sees.
     pub async fn copy(self: &Arc<Self>, params: CopyParams) -> Result<ContainerView> {
+        let source = match params.snapshot.as_str() {
+            "" => params.source.clone(),
+            snapshot => format!("{}/{snapshot}", params.source),
+        };
+        let operation = self.operation("copy", format!("Copying {source} to {}", params.name), &params.name);
+        let copied = self.copy_container(params).await;
+        operation.finish(&copied);
+        copied
+    }
+
+    async fn copy_container(self: &Arc<Self>, params: CopyParams) -> Result<ContainerView> {
         names::validate(&params.name)?;
         let mut overrides = BTreeMap::new();
         for (key, value) in &params.config {
@@ -82,6 +94,7 @@ impl Manager {
         }
         let record = self.record(name)?;
         tracing::info!(container = %source, copy = %name, "copied");
+        self.lifecycle("container-copied", name, &[("source", source)]);
         Ok(self.view_of(record).await)
     }
 

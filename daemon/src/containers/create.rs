@@ -31,7 +31,18 @@ pub struct CreateParams {
 }
 
 impl Manager {
+    /// Creates (and with `start`, starts) a container as an operation every client sees.
     pub async fn create(self: &Arc<Self>, params: CreateParams, progress: Progress) -> Result<ContainerView> {
+        let verb = if params.start { "Launching" } else { "Creating" };
+        let description = format!("{verb} container {} from {}", params.name, params.template);
+        let operation = self.operation("create", description, &params.name);
+        let progress = progress.with_operation(operation.reporter());
+        let created = self.create_container(params, progress).await;
+        operation.finish(&created);
+        created
+    }
+
+    async fn create_container(self: &Arc<Self>, params: CreateParams, progress: Progress) -> Result<ContainerView> {
         names::validate(&params.name)?;
         let mut config = BTreeMap::new();
         for (key, value) in &params.config {
@@ -72,6 +83,11 @@ impl Manager {
         }
         drop(image);
         let record = self.record(&name)?;
+        self.lifecycle(
+            "container-created",
+            &name,
+            &[("template", &params.template), ("pool", &pool)],
+        );
         if params.start {
             progress.stage(format!("starting {name}"));
             self.start_locked(&record).await?;

@@ -29,6 +29,7 @@ impl Manager {
         self.db.flush().await?;
         self.finish_delete(name).await?;
         tracing::info!(container = %name, "deleted");
+        self.lifecycle("container-deleted", name, &[]);
         Ok(())
     }
 

@@ -54,6 +54,11 @@ impl Manager {
         }
         self.save(&record).await?;
         tracing::info!(container = %name, device, "device added");
+        self.lifecycle(
+            "container-updated",
+            name,
+            &[("device", device), ("change", "device added")],
+        );
         Ok(self.view_of(record).await)
     }
 
@@ -93,6 +98,11 @@ impl Manager {
         }
         self.save(&record).await?;
         tracing::info!(container = %name, device, "device changed");
+        self.lifecycle(
+            "container-updated",
+            name,
+            &[("device", device), ("change", "device changed")],
+        );
         Ok(self.view_of(record).await)
     }
 
@@ -113,6 +123,11 @@ impl Manager {
         record.devices.remove(device);
         self.save(&record).await?;
         tracing::info!(container = %name, device, "device removed");
+        self.lifecycle(
+            "container-updated",
+            name,
+            &[("device", device), ("change", "device removed")],
+        );
         Ok(self.view_of(record).await)
     }
 

@@ -41,6 +41,12 @@ impl Manager {
             match manager.collect_exit(&name).await {
                 Ok(Some(exit)) => {
                     tracing::info!(container = %name, "{}", exit.describe());
+                    let reason = if exit.is_reboot() { "reboot" } else { "exited" };
+                    manager.lifecycle(
+                        "container-stopped",
+                        &name,
+                        &[("reason", reason), ("exit", &exit.describe())],
+                    );
                     if exit.is_reboot() {
                         manager.restart_after_reboot(&name).await;
                     }

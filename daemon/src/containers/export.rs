@@ -12,6 +12,7 @@ use super::Manager;
 use super::backup_file::{self, BackupFile};
 use crate::archive::{self, Compression, Writer};
 use crate::error::{Error, Result};
+use crate::events::OperationHandle;
 use crate::images::blocking;
 use crate::storage::{SharedDriver, VolumeKind, snapshot_volume, temporary_name, volume_rootfs};
 
@@ -33,7 +34,27 @@ pub struct Export {
 }
 
 impl Manager {
+    /// Exports a container as an operation every client sees; it ends when the whole
+    /// archive is written (or the client went away).
     pub async fn export(self: &Arc<Self>, name: &str, instance_only: bool, compression: Compression) -> Result<Export> {
+        let mut operation = Some(self.operation("export", format!("Exporting container {name}"), name));
+        let export = self
+            .export_container(name, instance_only, compression, &mut operation)
+            .await;
+        if let Some(operation) = operation {
+            operation.finish(&export.as_ref().map(drop));
+        }
+        export
+    }
+
+    /// Takes `operation` once the archive is being written, to finish it at the end.
+    async fn export_container(
+        self: &Arc<Self>,
+        name: &str,
+        instance_only: bool,
+        compression: Compression,
+        operation: &mut Option<OperationHandle>,
+    ) -> Result<Export> {
         let guard = self.locks.lock(name).await;
         let record = self.record(name)?;
         let storage = self.pool_of(&record)?;
@@ -65,7 +86,7 @@ impl Manager {
         }
         trees.push((backup_file::ROOTFS_PREFIX.to_string(), volume_rootfs(&source)));
         let sizes = trees.clone();
-        let total_bytes = blocking(move || Ok(sizes.iter().map(|(_, dir)| archive::tree_size(dir)).sum())).await?;
+        let total_bytes: u64 = blocking(move || Ok(sizes.iter().map(|(_, dir)| archive::tree_size(dir)).sum())).await?;
 
         let mut container = record.clone();
         container.last_exit = None;
@@ -77,11 +98,24 @@ impl Manager {
         let yaml = serde_yaml::to_string(&backup).map_err(|e| Error::internal("encode backup.yaml", e))?;
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
         let container = name.to_string();
+        let (manager, operation) = (self.clone(), operation.take());
         tokio::task::spawn_blocking(move || {
-            let written = write_archive(&tx, compression, yaml.as_bytes(), &trees);
+            let reporter = operation.as_ref().map(OperationHandle::reporter);
+            let report = |done: u64| {
+                if let Some(reporter) = &reporter {
+                    reporter.report(format!("{}%", (done.saturating_mul(100) / total_bytes.max(1)).min(100)));
+                }
+            };
+            let written = write_archive(&tx, compression, yaml.as_bytes(), &trees, &report);
             drop(held);
             if let Some(staging) = staging {
                 remove_staging(&storage, &staging);
+            }
+            if written.is_ok() {
+                manager.lifecycle("container-exported", &container, &[]);
+            }
+            if let Some(operation) = operation {
+                operation.finish(&written);
             }
             if let Err(e) = written {
                 let _ = tx.blocking_send(Err(Error::Internal(format!("export {container}: {e}"))));
@@ -100,6 +134,7 @@ fn write_archive(
     compression: Compression,
     backup_yaml: &[u8],
     trees: &[(String, std::path::PathBuf)],
+    report: &dyn Fn(u64),
 ) -> std::result::Result<(), String> {
     let out = ChannelWriter {
         tx: tx.clone(),
@@ -110,6 +145,7 @@ fn write_archive(
         .add_bytes(backup_file::NAME, backup_yaml)
         .map_err(|e| e.to_string())?;
     let mut progress = |done: u64| {
+        report(done);
         let _ = tx.blocking_send(Ok(ExportEvent::Progress(done)));
     };
     for (prefix, dir) in trees {

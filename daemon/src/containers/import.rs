@@ -14,6 +14,8 @@ use super::{ContainerView, Manager};
 use crate::archive::{ArchiveError, Reader};
 use crate::db::{RecordStatus, SnapshotStatus};
 use crate::error::{Error, Result};
+use crate::events::OperationProgress;
+use crate::events::operations::mebibytes;
 use crate::images::blocking;
 use crate::keys;
 use crate::names;
@@ -23,7 +25,25 @@ use crate::storage::{VolumeKind, snapshot_volume, volume_rootfs};
 pub type ImportData = mpsc::Receiver<std::result::Result<Vec<u8>, String>>;
 
 impl Manager {
+    /// Imports a container as an operation every client sees.
     pub async fn import(self: &Arc<Self>, name: &str, pool: &str, data: ImportData) -> Result<ContainerView> {
+        let description = match name {
+            "" => "Importing a container".to_string(),
+            name => format!("Importing container {name}"),
+        };
+        let operation = self.operation("import", description, name);
+        let imported = self.import_container(name, pool, data, operation.reporter()).await;
+        operation.finish(&imported);
+        imported
+    }
+
+    async fn import_container(
+        self: &Arc<Self>,
+        name: &str,
+        pool: &str,
+        data: ImportData,
+        progress: OperationProgress,
+    ) -> Result<ContainerView> {
         let pool = if pool.is_empty() {
             crate::storage::DEFAULT_POOL
         } else {
@@ -94,10 +114,11 @@ impl Manager {
                 return Err(e);
             }
         };
-        let extracted = tokio::task::spawn_blocking(move || reader.extract(&targets, &mut |_| {}))
-            .await
-            .map_err(|e| Error::internal("import task", e))
-            .and_then(|r| r.map_err(|e| archive_error(&name, e)));
+        let extracted =
+            tokio::task::spawn_blocking(move || reader.extract(&targets, &mut |done| progress.report(mebibytes(done))))
+                .await
+                .map_err(|e| Error::internal("import task", e))
+                .and_then(|r| r.map_err(|e| archive_error(&name, e)));
         let finished = match extracted {
             Ok(()) => self.finish_import(&record, &backup, &original).await,
             Err(e) => Err(e),
@@ -107,6 +128,7 @@ impl Manager {
             return Err(e);
         }
         tracing::info!(container = %name, "imported");
+        self.lifecycle("container-imported", &name, &[("original_name", &original)]);
         let record = self.record(&name)?;
         Ok(self.view_of(record).await)
     }

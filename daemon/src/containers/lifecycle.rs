@@ -85,6 +85,7 @@ impl Manager {
             self.stop_locked(record, true, Duration::ZERO).await?;
             return Err(e);
         }
+        self.lifecycle("container-started", name, &[]);
         Ok(pid)
     }
 
@@ -144,7 +145,13 @@ impl Manager {
     async fn finish_stop(&self, name: &str) -> Result<ExitRecord> {
         let exit = self.collect_exit(name).await?;
         tracing::info!(container = %name, "stopped");
-        exit.ok_or_else(|| Error::Internal(format!("container {name} stopped without an exit record")))
+        let exit = exit.ok_or_else(|| Error::Internal(format!("container {name} stopped without an exit record")))?;
+        self.lifecycle(
+            "container-stopped",
+            name,
+            &[("reason", "requested"), ("exit", &exit.describe())],
+        );
+        Ok(exit)
     }
 
     /// A monitor that vanished leaves its container unsupervised: kill whatever is
@@ -167,6 +174,11 @@ impl Manager {
         let mut record = record.clone();
         record.last_exit = Some(exit.clone());
         self.save(&record).await?;
+        self.lifecycle(
+            "container-stopped",
+            &name,
+            &[("reason", "lost"), ("exit", &exit.describe())],
+        );
         Ok(exit)
     }
 }

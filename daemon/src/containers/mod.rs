@@ -20,6 +20,7 @@ mod lifecycle;
 pub mod limits;
 pub mod monitor_client;
 mod network;
+mod notify;
 mod pause;
 mod proxies;
 mod recover;
@@ -47,6 +48,7 @@ pub use view::{ContainerView, Live};
 
 use crate::db::{ContainerRecord, Db, RecordStatus};
 use crate::error::{Error, Result};
+use crate::events::Events;
 use crate::images::Images;
 use crate::locks::KeyedLocks;
 use crate::network::Networks;
@@ -59,6 +61,8 @@ pub struct Manager {
     pub pools: Arc<Pools>,
     pub images: Arc<Images>,
     pub networks: Arc<Networks>,
+    /// Lifecycle events and long operations, for every client that asks (sysc monitor).
+    pub events: Events,
     locks: KeyedLocks,
     /// Serializes the step that picks an id range and claims a name.
     claim: tokio::sync::Mutex<()>,
@@ -78,6 +82,7 @@ impl Manager {
             pools,
             images,
             networks,
+            events: Events::default(),
             locks: KeyedLocks::default(),
             claim: tokio::sync::Mutex::new(()),
         })

@@ -18,6 +18,7 @@ impl Manager {
         }
         self.freezer(name, true).await?;
         tracing::info!(container = %name, "paused");
+        self.lifecycle("container-paused", name, &[]);
         Ok(self.view_of(record).await)
     }
 
@@ -29,6 +30,7 @@ impl Manager {
         }
         self.freezer(name, false).await?;
         tracing::info!(container = %name, "resumed");
+        self.lifecycle("container-resumed", name, &[]);
         Ok(self.view_of(record).await)
     }
 

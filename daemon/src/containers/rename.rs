@@ -32,6 +32,7 @@ impl Manager {
         self.db.flush().await?;
         self.finish_rename(&record, new).await?;
         tracing::info!(container = %old, new_name = %new, "renamed");
+        self.lifecycle("container-renamed", new, &[("old_name", old)]);
         let record = self.record(new)?;
         Ok(self.view_of(record).await)
     }

@@ -46,6 +46,7 @@ impl Manager {
         record.config = config;
         self.save(&record).await?;
         tracing::info!(container = %container, snapshot = %name, "restored");
+        self.snapshot_lifecycle("snapshot-restored", container, name, &[]);
         if was_running {
             self.start_locked(&record).await?;
         }

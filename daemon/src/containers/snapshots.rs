@@ -139,6 +139,7 @@ impl Manager {
         self.db.put_snapshot(&snapshot)?;
         self.db.flush().await?;
         tracing::info!(container = %container, snapshot = %name, "snapshot taken");
+        self.snapshot_lifecycle("snapshot-created", container, &name, &[]);
         Ok(snapshot)
     }
 
@@ -242,6 +243,7 @@ impl Manager {
         self.db.flush().await?;
         self.finish_snapshot_delete(&record, name).await?;
         tracing::info!(container = %container, snapshot = %name, "snapshot deleted");
+        self.snapshot_lifecycle("snapshot-deleted", container, name, &[]);
         Ok(())
     }
 
@@ -268,6 +270,7 @@ impl Manager {
         self.db.flush().await?;
         let renamed = self.finish_snapshot_rename(&record, &snapshot, new).await?;
         tracing::info!(container = %container, snapshot = %name, new_name = %new, "snapshot renamed");
+        self.snapshot_lifecycle("snapshot-renamed", container, new, &[("old_name", name)]);
         self.snapshot_view(&record, renamed, false)
     }
 
