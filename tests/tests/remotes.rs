@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sysc_tests::{Client, Daemon, token_of};
+use sysc_tests::{Client, Daemon, Terminal, token_of};
 
 /// A free port on the loopback, for this test's listener.
 fn free_port() -> u16 {
@@ -173,4 +173,35 @@ fn strangers_revoked_clients_and_wrong_servers_are_refused() {
     });
     assert!(plaintext.is_err(), "a plaintext call was answered");
     d.ok(&["list"]);
+}
+
+#[test]
+fn shell_and_console_work_over_tls_as_they_do_locally() {
+    let wait = std::time::Duration::from_secs(20);
+    let d = Daemon::start();
+    listen(&d);
+    d.ok(&["launch", "busybox", "c"]);
+    let client = Client::new();
+    client.ok(&["remote", "add", "r", &token_of(&d.ok(&["config", "trust", "add", "client"]))]);
+
+    let mut shell = Terminal::spawn(client.command(&["shell", "r:c"]), 30, 100);
+    shell.send("echo $((6*7)); stty size\r");
+    shell.expect("42", wait);
+    shell.expect("30 100", wait);
+    shell.resize(40, 120);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    shell.send("stty size\r");
+    shell.expect("40 120", wait);
+    shell.send("exit 3\r");
+    assert_eq!(shell.wait(wait), 3);
+
+    let mut console = Terminal::spawn(client.command(&["console", "r:c"]), 24, 80);
+    console.send("\r");
+    console.expect("c login:", wait);
+    console.send("root\r");
+    console.expect("#", wait);
+    console.send("echo console-$((40+2))\r");
+    console.expect("console-42", wait);
+    console.send("\x01q");
+    assert_eq!(console.wait(wait), 0);
 }
