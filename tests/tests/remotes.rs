@@ -1,7 +1,7 @@
 //! Remotes over TLS: a daemon listening on core.https_address, clients that enrol with
 //! a token or are trusted by certificate, and each refusal a stranger meets.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sysc_tests::{Client, Daemon, Terminal, token_of};
@@ -204,4 +204,41 @@ fn shell_and_console_work_over_tls_as_they_do_locally() {
     console.expect("console-42", wait);
     console.send("\x01q");
     assert_eq!(console.wait(wait), 0);
+}
+
+#[test]
+fn a_removed_certificate_is_refused_on_a_connection_that_stays_open() {
+    let d = Daemon::start();
+    let address = listen(&d);
+    let client = Client::new();
+    client.ok(&["remote", "add", "r", &token_of(&d.ok(&["config", "trust", "add", "kept-open"]))]);
+    let read = |path: PathBuf| std::fs::read_to_string(path).unwrap();
+    let identity = tonic::transport::Identity::from_pem(
+        read(client.config_dir().join("client.crt")),
+        read(client.config_dir().join("client.key")),
+    );
+    let server = tonic::transport::Certificate::from_pem(read(d.root.join("server.crt")));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut api = runtime.block_on(async {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .identity(identity)
+            .ca_certificate(server)
+            .domain_name("localhost");
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://{address}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        sysc_proto::v1::server_client::ServerClient::new(channel)
+    });
+    let call = |api: &mut sysc_proto::v1::server_client::ServerClient<tonic::transport::Channel>| {
+        runtime.block_on(api.info(sysc_proto::v1::ServerInfoRequest {}))
+    };
+    call(&mut api).expect("trusted: the call is answered");
+    d.ok(&["config", "trust", "remove", "kept-open"]);
+    let refused = call(&mut api).expect_err("the next call on the same connection is refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("not trusted"), "{refused:?}");
 }
