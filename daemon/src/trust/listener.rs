@@ -163,6 +163,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        // gRPC calls are small writes waiting on an answer: Nagle's algorithm would hold
+        // each for a delayed ACK (about 40 ms a call).
+        let _ = stream.set_nodelay(true);
         let (acceptor, connections) = (acceptor.clone(), connections.clone());
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

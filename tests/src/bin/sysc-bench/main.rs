@@ -16,10 +16,13 @@
 //! busybox container, beside `cp` and `tar | tar` of the same data, with syscd's peak RSS
 //! before and after (files.rs). `network` times DHCP on the bench daemon's own default
 //! network, from `sysc start` until eth0 has its address: busybox, debian, and 20 busybox
-//! containers started at once (network.rs; sysc only, no reference). Everything made here
-//! (daemon, containers, cgroups, mounts, loop devices, scratch files, and the daemon's
-//! network: dnsmasq, nftables table and bridge, after the containers and the daemon) is
-//! removed on the way out, also after a failure or Ctrl-C.
+//! containers started at once (network.rs; sysc only, no reference). `remote` times `sysc
+//! list` and `sysc exec c -- true` over TLS beside the unix socket, each call a fresh CLI
+//! process, and `sysc copy` of a 200 MB busybox between two private daemons beside `sysc
+//! export` (remote.rs; sysc only). Everything made here (daemons, containers, cgroups,
+//! mounts, loop devices, scratch files, TLS listeners and trusted certificates, and the
+//! daemons' networks: dnsmasq, nftables table and bridge, after the containers and the
+//! daemon) is removed on the way out, also after a failure or Ctrl-C.
 //!
 //! Build and run: `scripts/bench [--runs N] [--only SCENARIO]`. With
 //! SYSC_TEST_TEMPLATE_CACHE pointing at a debootstrap cache the debian image builds in
@@ -36,6 +39,7 @@ mod memory;
 mod network;
 mod pidfd;
 mod readiness;
+mod remote;
 mod report;
 mod scenarios;
 mod series;
@@ -56,7 +60,7 @@ use crate::report::{Figure, Report};
 #[command(
     name = "sysc-bench",
     about = "sysc beside LXC on this host: start, stop, density, second-launch, exec, snapshot, export and \
-             file transfer timings, and DHCP on sysc's network",
+             file transfer timings, DHCP on sysc's network, and calls and copies over TLS",
     after_help = "Run as root. Set SYSC_TEST_TEMPLATE_CACHE to a debootstrap cache \
                   (e.g. /var/cache/sysc-dev) so the debian image builds in seconds."
 )]
@@ -99,6 +103,10 @@ enum Scenario {
     /// sysc only: from `sysc start` until eth0 has its DHCP address, busybox and debian, and
     /// 20 busybox containers started at once
     Network,
+    /// sysc only: `sysc list` and `sysc exec c -- true` over TLS (remote `r:`) beside the unix
+    /// socket, each call a fresh CLI process; `sysc copy` of a stopped busybox with a 200 MB
+    /// rootfs between two daemons beside `sysc export` of it
+    Remote,
 }
 
 impl Scenario {
@@ -115,6 +123,7 @@ impl Scenario {
             Self::Export => snapshots::export(bench),
             Self::Files => files::files(bench),
             Self::Network => network::network(bench),
+            Self::Remote => remote::remote(bench),
         }
     }
 

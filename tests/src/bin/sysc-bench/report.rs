@@ -235,6 +235,12 @@ impl Report {
                 POLL_INTERVAL.as_millis(),
                 network = bench.sysc.network()
             ),
+            "remote: sysc only; `sysc list` and `sysc exec c -- true` over TLS (remote `r:`, the bench daemon \
+             listening on a loopback port, a client enrolled by token) beside the same calls over the unix socket, \
+             each call a fresh CLI process timed from spawn to exit (start + connection + call); `sysc copy r:big \
+             r2:big --instance-only` to a second private syscd (relayed through the CLI, uncompressed) beside \
+             `sysc export --compression none` of the same stopped busybox to a file; MB/s = rootfs bytes / wall time"
+                .into(),
             format!(
                 "Each run: every side in turn (rotating who goes first), each timed step \
                  on a settled host (sync, then {} ms idle).",
@@ -280,6 +286,7 @@ impl Report {
         println!("Network: (the address, or how many got one; start command + PID look-up + wait for the");
         println!("address, in ms; with several, how many had theirs at the first look and which was last;");
         println!("DHCPNAKs that dnsmasq logged meanwhile, if any).");
+        println!("Remote: round trips as exec's; copies and exports each run's MB/s.");
         // Long reference names ("cp, ext4 → btrfs pool") would push their samples out of line.
         let width = self
             .figures

@@ -268,6 +268,11 @@ impl Sysc {
         }
     }
 
+    /// The unix socket of the syscd behind both sides.
+    pub fn socket(&self) -> &Path {
+        &self.daemon.socket
+    }
+
     /// The PID of the syscd behind both sides.
     pub fn daemon_pid(&self) -> i32 {
         self.daemon.pid() as i32
