@@ -13,6 +13,7 @@ use sysc_tests::{Client, Fleet, token_of, wait_until};
 fn one_client_enrols_with_three_hosts_and_drives_each() {
     let fleet = Fleet::new(3);
     let admin = Client::new();
+    let mut tokens = Vec::new();
     for (i, host) in fleet.hosts.iter().enumerate() {
         let issued = host.daemon.ok(&["config", "trust", "add", "admin"]);
         assert!(
@@ -20,7 +21,11 @@ fn one_client_enrols_with_three_hosts_and_drives_each() {
             "the token names the host's address: {issued}"
         );
         admin.ok(&["remote", "add", &format!("h{i}"), &token_of(&issued)]);
+        tokens.push(token_of(&issued));
     }
+    let reuser = Client::new();
+    let err = reuser.fails(&["remote", "add", "h0", &tokens[0]]);
+    assert!(err.contains("not valid"), "a used token enrols nobody else: {err}");
     let remotes = admin.ok(&["remote", "list", "--format", "json"]);
     for host in &fleet.hosts {
         assert!(remotes.contains(&host.endpoint()), "{remotes}");
@@ -119,6 +124,23 @@ fn one_client_enrols_with_three_hosts_and_drives_each() {
     );
     let _ = monitor.kill();
     let _ = monitor.wait();
+
+    // A plaintext client on a host's TLS port gets no answer.
+    let plaintext = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", fleet.hosts[0].endpoint()))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        sysc_proto::v1::server_client::ServerClient::new(channel)
+            .info(sysc_proto::v1::ServerInfoRequest {})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(plaintext.is_err(), "a plaintext call was answered");
 
     // A removed certificate is refused at once on that host only.
     fleet.hosts[2].daemon.ok(&["config", "trust", "remove", "admin"]);
