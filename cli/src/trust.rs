@@ -208,8 +208,7 @@ pub struct TokenRecord {
 
 impl Listing for Token {
     type Record = TokenRecord;
-    // The addresses come with a new token only: listed ones leave them out.
-    const HEADER: &'static [&'static str] = &["NAME", "CREATED", "EXPIRES"];
+    const HEADER: &'static [&'static str] = &["NAME", "ADDRESSES", "CREATED", "EXPIRES"];
 
     fn record(&self) -> TokenRecord {
         TokenRecord {
@@ -225,6 +224,7 @@ impl Listing for Token {
         let time = |ts| format::local_time(ts).unwrap_or_else(|| layout.empty().to_string());
         vec![
             self.name.clone(),
+            self.addresses.join(", "),
             time(self.created_at.as_ref()),
             time(self.expires_at.as_ref()),
         ]

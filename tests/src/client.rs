@@ -70,3 +70,23 @@ pub fn token_of(output: &str) -> String {
         .expect("a token")
         .to_string()
 }
+
+/// A gRPC call without TLS to `endpoint` (host:port): what a plaintext client gets from
+/// a TLS port. Ok only if it was answered.
+pub fn plaintext_call(endpoint: &str) -> Result<(), String> {
+    let timeout = std::time::Duration::from_secs(5);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
+            .unwrap()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        sysc_proto::v1::server_client::ServerClient::new(channel)
+            .info(sysc_proto::v1::ServerInfoRequest {})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}

@@ -11,7 +11,7 @@ mod host;
 mod pty;
 mod scratch;
 
-pub use client::{Client, token_of};
+pub use client::{Client, plaintext_call, token_of};
 pub use daemon::{Daemon, DaemonOptions, Output, binary};
 pub use fleet::{Fleet, FleetHost};
 pub use grpc::channel;

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sysc_tests::{Client, Fleet, token_of, wait_until};
+use sysc_tests::{Client, Fleet, plaintext_call, token_of, wait_until};
 
 #[test]
 fn one_client_enrols_with_three_hosts_and_drives_each() {
@@ -126,21 +126,10 @@ fn one_client_enrols_with_three_hosts_and_drives_each() {
     let _ = monitor.wait();
 
     // A plaintext client on a host's TLS port gets no answer.
-    let plaintext = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", fleet.hosts[0].endpoint()))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
-        sysc_proto::v1::server_client::ServerClient::new(channel)
-            .info(sysc_proto::v1::ServerInfoRequest {})
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
-    assert!(plaintext.is_err(), "a plaintext call was answered");
+    assert!(
+        plaintext_call(&fleet.hosts[0].endpoint()).is_err(),
+        "a plaintext call was answered"
+    );
 
     // A removed certificate is refused at once on that host only.
     fleet.hosts[2].daemon.ok(&["config", "trust", "remove", "admin"]);

@@ -66,7 +66,7 @@ fn token(record: &PendingToken, fingerprint: &str) -> pb::Token {
     pb::Token {
         name: record.name.clone(),
         token: String::new(),
-        addresses: Vec::new(),
+        addresses: record.addresses.clone(),
         fingerprint: fingerprint.to_string(),
         created_at: timestamp(record.created_at_ms),
         expires_at: timestamp(record.expires_at_ms),
@@ -118,7 +118,7 @@ impl Trust for TrustService {
             expiry.expires_at(now) - now
         };
         let addresses = self.hub.token_addresses()?;
-        let (pending, secret) = self.hub.store.create_token(&request.name, lifetime)?;
+        let (pending, secret) = self.hub.store.create_token(&request.name, lifetime, &addresses)?;
         self.flush().await?;
         let fingerprint = self.hub.identity.fingerprint.clone();
         let encoded = EnrolToken {
@@ -132,7 +132,6 @@ impl Trust for TrustService {
         tracing::info!(name = %pending.name, "issued an enrolment token");
         Ok(Response::new(pb::Token {
             token: encoded,
-            addresses,
             ..token(&pending, &fingerprint)
         }))
     }

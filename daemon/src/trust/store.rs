@@ -27,6 +27,9 @@ pub struct PendingToken {
     pub secret_sha256: String,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// Where the token told clients to connect.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -174,7 +177,7 @@ impl TrustStore {
     }
 
     /// A new token under `name`; returns it with its secret, which is not stored.
-    pub fn create_token(&self, name: &str, valid_ms: i64) -> Result<(PendingToken, String)> {
+    pub fn create_token(&self, name: &str, valid_ms: i64, addresses: &[String]) -> Result<(PendingToken, String)> {
         check_name(name)?;
         self.prune_tokens()?;
         if self.by_name(name)?.is_some() {
@@ -194,6 +197,7 @@ impl TrustStore {
             secret_sha256: hash(&secret),
             created_at_ms: now,
             expires_at_ms: now + valid_ms,
+            addresses: addresses.to_vec(),
         };
         self.tokens
             .insert(name, serde_json::to_vec(&token).expect("serializes"))
@@ -297,7 +301,7 @@ mod tests {
     fn a_token_enrols_once_and_its_certificate_is_trusted() {
         let (_dir, store) = store();
         let (_, der) = cert();
-        let (token, secret) = store.create_token("laptop", 60_000).unwrap();
+        let (token, secret) = store.create_token("laptop", 60_000, &[]).unwrap();
         assert_eq!(store.tokens().unwrap(), vec![token]);
         let trusted = store.enrol(&secret, &der).unwrap();
         assert_eq!(trusted.name, "laptop");
@@ -313,10 +317,10 @@ mod tests {
     fn expired_and_revoked_tokens_are_refused() {
         let (_dir, store) = store();
         let (_, der) = cert();
-        let (_, secret) = store.create_token("old", -1).unwrap();
+        let (_, secret) = store.create_token("old", -1, &[]).unwrap();
         let err = store.enrol(&secret, &der).unwrap_err().to_string();
         assert!(err.contains("has expired"), "{err}");
-        let (_, secret) = store.create_token("gone", 60_000).unwrap();
+        let (_, secret) = store.create_token("gone", 60_000, &[]).unwrap();
         store.revoke_token("gone").unwrap();
         assert!(store.enrol(&secret, &der).is_err());
         assert!(!store.is_trusted(&fingerprint(&der)));
