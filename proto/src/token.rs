@@ -12,11 +12,17 @@ pub struct EnrolToken {
     pub name: String,
     /// host:port of the server's TLS listener, best first.
     pub addresses: Vec<String>,
-    /// SHA-256 of the server certificate (DER), lower-case hex.
+    /// The server certificate's `certificate_fingerprint`.
     pub fingerprint: String,
     pub secret: String,
     /// Seconds since the epoch.
     pub expires_at: i64,
+}
+
+/// SHA-256 of a certificate's DER, lower-case hex: how servers and clients pin each other.
+pub fn certificate_fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(der))
 }
 
 #[derive(Debug, thiserror::Error)]

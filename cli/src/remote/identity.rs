@@ -10,7 +10,6 @@ use nix::fcntl::{Flock, FlockArg};
 use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
 use super::config::{ConfigDir, write_atomically};
 
@@ -90,10 +89,7 @@ impl Identity {
     }
 }
 
-/// SHA-256 of a certificate's DER, lower-case hex: how servers and clients pin each other.
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
+pub use sysc_proto::token::certificate_fingerprint as fingerprint;
 
 /// The first 12 hex digits, as lists show a fingerprint.
 pub fn short(fingerprint: &str) -> &str {

@@ -77,7 +77,7 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     mount_sys(root)?;
     devices::populate(root, spec.idmap.is_some())?;
     fake_boot_id(root)?;
-    readonly_proc_sys(root)?;
+    masks::proc_sys(root)?;
     masks::apply(root)?;
     if spec.security.nesting {
         masks::unmasked_views(root)?;
@@ -132,14 +132,7 @@ fn mount_sys(root: &Path) -> Result<()> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let sys = root.join("sys");
     mount(Some("sysfs"), &sys, Some("sysfs"), flags, None::<&str>).ctx("mount /sys")?;
-    mount(
-        None::<&str>,
-        &sys,
-        None::<&str>,
-        flags | MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
-    .ctx("make /sys read-only")?;
+    masks::remount_read_only(&sys).ctx("make /sys read-only")?;
     mount(
         Some("cgroup2"),
         &root.join("sys/fs/cgroup"),
@@ -148,30 +141,6 @@ fn mount_sys(root: &Path) -> Result<()> {
         None::<&str>,
     )
     .ctx("mount cgroup2 on /sys/fs/cgroup")
-}
-
-/// /proc/sys read-only except /proc/sys/net, which belongs to the container's own
-/// network namespace.
-fn readonly_proc_sys(root: &Path) -> Result<()> {
-    let sys = root.join("proc/sys");
-    let net = sys.join("net");
-    let bind = |path: &Path| mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>);
-    bind(&sys).ctx("bind /proc/sys")?;
-    // Bind mounts copy their source's flags: net is bound before /proc/sys turns read-only.
-    bind(&net).ctx("bind /proc/sys/net")?;
-    mount(
-        None::<&str>,
-        &sys,
-        None::<&str>,
-        MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV
-            | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .ctx("make /proc/sys read-only")
 }
 
 /// Without its own boot id every container shares the host's `journalctl -b`.

@@ -85,10 +85,29 @@ pub fn unmasked_views(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Binds `path` onto itself read-only, keeping the flags a bind in a user namespace
+/// /proc/sys read-only except /proc/sys/net, which belongs to the container's own
+/// network namespace.
+pub fn proc_sys(root: &Path) -> Result<()> {
+    let sys = root.join("proc/sys");
+    bind_self(&sys).ctx("bind /proc/sys")?;
+    // Bind mounts copy their source's flags: net is bound before /proc/sys turns read-only.
+    bind_self(&sys.join("net")).ctx("bind /proc/sys/net")?;
+    remount_read_only(&sys).ctx("make /proc/sys read-only")
+}
+
+/// Binds `path` onto itself read-only.
+fn read_only(path: &Path) -> nix::Result<()> {
+    bind_self(path)?;
+    remount_read_only(path)
+}
+
+fn bind_self(path: &Path) -> nix::Result<()> {
+    mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+}
+
+/// Makes the mount at `path` read-only, keeping the flags a mount in a user namespace
 /// must keep.
-pub fn read_only(path: &Path) -> nix::Result<()> {
-    mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+pub fn remount_read_only(path: &Path) -> nix::Result<()> {
     mount(
         None::<&str>,
         path,

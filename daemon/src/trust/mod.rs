@@ -13,8 +13,6 @@ pub use hub::TrustHub;
 pub use identity::ServerIdentity;
 pub use store::TrustStore;
 
-use sha2::{Digest, Sha256};
-
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error("{0}")]
@@ -40,10 +38,7 @@ impl TrustError {
 
 pub type Result<T> = std::result::Result<T, TrustError>;
 
-/// SHA-256 of a certificate's DER, lower-case hex: how certificates are pinned.
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
+pub use sysc_proto::token::certificate_fingerprint as fingerprint;
 
 /// How a fingerprint is shown: "SHA256:" and its first 12 hex digits.
 pub fn short(fingerprint: &str) -> String {

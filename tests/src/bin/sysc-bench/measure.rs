@@ -66,10 +66,17 @@ pub fn start_ready(m: &dyn Manager, name: &str, readiness: Readiness) -> Result<
 /// `calls` timed ones back to back, each from its spawn to its exit. The sample is their
 /// median, noted with the fastest and the slowest.
 pub fn exec_round_trips(m: &dyn Manager, name: &str, warm_up: usize, calls: usize) -> Result<Sample> {
+    round_trips(|| m.exec(name, &["true"]), warm_up, calls, EXEC_TIMEOUT)
+}
+
+/// `warm_up` untimed runs of `command`, then `calls` timed ones back to back, each a fresh
+/// process from its spawn to its exit (at most `timeout`). The sample is their median,
+/// noted with the fastest and the slowest.
+pub fn round_trips(command: impl Fn() -> Command, warm_up: usize, calls: usize, timeout: Duration) -> Result<Sample> {
     let mut times = Vec::with_capacity(calls);
     for call in 0..warm_up + calls {
         check_interrupted()?;
-        let done = run_counted(&mut m.exec(name, &["true"]), EXEC_TIMEOUT)?;
+        let done = run_counted(&mut command(), timeout)?;
         if call >= warm_up {
             times.push(millis(done.elapsed));
         }

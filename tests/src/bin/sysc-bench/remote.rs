@@ -38,13 +38,14 @@ use crate::bench::Bench;
 use crate::fill::Fill;
 use crate::interrupt::check_interrupted;
 use crate::manager::{Manager, Template};
-use crate::measure::{measured_then, millis, start_ready};
+use crate::measure::{measured_then, round_trips, start_ready};
 use crate::readiness::Readiness;
 use crate::report::{Figure, Unit};
-use crate::series::{Sample, median};
+use crate::series::Sample;
 use crate::sysc::Sysc;
 use crate::util::{
-    COMMAND_TIMEOUT, OnDrop, apparent_size_bytes, complain, filesystem_type, remove_if_there, run, run_counted,
+    COMMAND_TIMEOUT, OnDrop, apparent_size_bytes, complain, filesystem_type, json_list, remove_if_there, run,
+    run_counted,
 };
 
 /// Untimed calls before each run's timed ones.
@@ -65,8 +66,6 @@ const BIG: &str = "big";
 const REMOTE: &str = "r";
 const SECOND_REMOTE: &str = "r2";
 const TRUSTED_AS: &str = "bench";
-/// What `sysc copy` says where copies between remotes are not built yet.
-const NOT_SUPPORTED: &str = "copy between remotes is not supported yet";
 
 /// Scenario 12: `sysc list` and `sysc exec c -- true` over TLS beside the unix socket, and
 /// `sysc copy` between two daemons beside `sysc export`. No targets: each TLS figure's
@@ -96,7 +95,7 @@ pub fn remote(bench: &Bench) -> Result<Vec<Figure>> {
     check_interrupted()?;
     eprintln!("  list");
     let [unix, tls] = bench.in_turn([Ok(Route::Unix), Ok(Route::Tls)], Route::label, |route| {
-        round_trips(|| match route {
+        round_trips_of(|| match route {
             Route::Unix => local.command(&["list"]),
             Route::Tls => local.command(&["list", &format!("{REMOTE}:")]),
         })
@@ -116,7 +115,7 @@ pub fn remote(bench: &Bench) -> Result<Vec<Figure>> {
     check_interrupted()?;
     eprintln!("  exec");
     let [unix, tls] = bench.in_turn([Ok(Route::Unix), Ok(Route::Tls)], Route::label, |route| {
-        round_trips(|| local.command(&["exec", &route.prefix(RUNNING), "--", "true"]))
+        round_trips_of(|| local.command(&["exec", &route.prefix(RUNNING), "--", "true"]))
     });
     figures.push(Figure::versus(
         &format!(
@@ -186,16 +185,8 @@ fn copy(bench: &Bench, local: &Client, scratch: &Path) -> Result<Figure> {
     // what it copies arrives whole.
     check_interrupted()?;
     eprintln!("  a first copy, untimed");
-    let available = match measured_then(copy.run(), || copy.remove()) {
-        Ok(_) => Ok(&copy),
-        Err(err) if format!("{err:#}").contains(NOT_SUPPORTED) => {
-            let note = "copy between remotes not available in this build";
-            eprintln!("  {note}: the copy figure is skipped");
-            Err(note.to_string())
-        }
-        Err(err) => return Err(err.context("the first, untimed copy")),
-    };
-    let [copied, exported] = bench.in_turn([available, Ok(&export)], CopySide::label, |side| {
+    measured_then(copy.run(), || copy.remove()).context("the first, untimed copy")?;
+    let [copied, exported] = bench.in_turn([Ok(&copy), Ok(&export)], CopySide::label, |side| {
         let elapsed = measured_then(side.run(), || side.remove())?;
         Ok(Sample::plain(bytes as f64 / elapsed.as_secs_f64() / 1e6))
     });
@@ -228,27 +219,6 @@ impl Route {
     }
 }
 
-/// One run's round trip: WARM_UP untimed calls, then CALLS timed ones back to back, each
-/// a fresh process from its spawn to its exit. The sample is their median, noted with the
-/// fastest and the slowest.
-fn round_trips(command: impl Fn() -> Command) -> Result<Sample> {
-    let mut times = Vec::with_capacity(CALLS);
-    for call in 0..WARM_UP + CALLS {
-        check_interrupted()?;
-        let done = run_counted(&mut command(), CALL_TIMEOUT)?;
-        if call >= WARM_UP {
-            times.push(millis(done.elapsed));
-        }
-    }
-    let median = median(&times).ok_or_else(|| anyhow!("no timed calls"))?;
-    let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
-    let slowest = times.iter().copied().fold(0.0, f64::max);
-    Ok(Sample {
-        value: median,
-        note: Some(format!("{fastest:.1}–{slowest:.1}")),
-    })
-}
-
 /// The bench's `sysc`: its own config directory (certificate, remotes), and one daemon's
 /// unix socket for the calls without a remote.
 struct Client {
@@ -272,12 +242,7 @@ impl Client {
     }
 
     fn json(&self, args: &[&str]) -> Result<Vec<Value>> {
-        let text = self.cli(args)?;
-        let value: Value = serde_json::from_str(&text).with_context(|| format!("parse `sysc {}`", args.join(" ")))?;
-        value
-            .as_array()
-            .cloned()
-            .ok_or_else(|| anyhow!("`sysc {}` gave no list", args.join(" ")))
+        json_list(args, &self.cli(args)?)
     }
 
     /// Whether `sysc ARGS --format json` lists an entry named `name`.
@@ -396,4 +361,9 @@ impl CopySide<'_> {
             Self::Export { archive, .. } => remove_if_there(archive),
         }
     }
+}
+
+/// One run's round trip: WARM_UP untimed calls, then CALLS timed ones.
+fn round_trips_of(command: impl Fn() -> Command) -> Result<Sample> {
+    round_trips(command, WARM_UP, CALLS, CALL_TIMEOUT)
 }

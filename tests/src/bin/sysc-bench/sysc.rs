@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use serde_json::Value;
 use sysc_tests::Daemon;
 
 use crate::interrupt::check_interrupted;
 use crate::manager::{Manager, STOP_TIMEOUT_SECS, Template};
-use crate::util::run;
+use crate::util::{json_list, run};
 
 pub struct Sysc {
     /// Shared by both sides, so that they differ in nothing but the privilege.
@@ -61,12 +61,7 @@ impl Sysc {
     }
 
     fn json(&self, args: &[&str]) -> Result<Vec<Value>> {
-        let text = self.cli(args)?;
-        let value: Value = serde_json::from_str(&text).with_context(|| format!("parse `sysc {}`", args.join(" ")))?;
-        value
-            .as_array()
-            .cloned()
-            .ok_or_else(|| anyhow!("`sysc {}` gave no list", args.join(" ")))
+        json_list(args, &self.cli(args)?)
     }
 
     fn containers(&self) -> Result<Vec<Value>> {

@@ -250,3 +250,13 @@ impl<F: FnMut()> Drop for OnDrop<F> {
         (self.0)();
     }
 }
+
+/// The JSON array `sysc ARGS --format json` printed as `text`.
+pub fn json_list(args: &[&str], text: &str) -> Result<Vec<serde_json::Value>> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).with_context(|| format!("parse `sysc {}`", args.join(" ")))?;
+    value
+        .as_array()
+        .cloned()
+        .ok_or_else(|| anyhow!("`sysc {}` gave no list", args.join(" ")))
+}
