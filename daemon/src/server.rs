@@ -18,6 +18,7 @@ use sysc_proto::v1::snapshots_server::SnapshotsServer;
 use sysc_proto::v1::storage_server::StorageServer;
 use sysc_proto::v1::trust_server::TrustServer;
 use tokio::net::UnixListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::service::Routes;
 
@@ -40,6 +41,9 @@ const STREAM_WINDOW: u32 = 8 << 20;
 
 /// The largest HTTP/2 frame the daemon accepts (the protocol's default is 16 KiB).
 const MAX_FRAME: u32 = 1 << 20;
+
+/// Bytes a client connection may have queued towards the client.
+const SEND_BUFFER: usize = 4 << 20;
 
 /// The longest name a unix socket path may have (sun_path is 108 bytes with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
@@ -132,7 +136,10 @@ pub async fn run(
         // Every service, health and reflection included, answers only root and group sysc.
         .layer(tonic::service::InterceptorLayer::new(access))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener).map(|s| s.inspect(large_send_buffer)),
+            shutdown,
+        )
         .await;
     let _ = std::fs::remove_file(&settings.socket);
     db.flush().await?;
@@ -183,6 +190,15 @@ fn prepare_dirs(settings: &Settings) -> Result<()> {
 /// Binds the API socket: root and `group` (0660) where the host has that group, else root
 /// only (0600). A socket someone still answers on means another daemon: refuse rather
 /// than steal it.
+/// File data and exec output leave in megabyte messages; with the default send buffer
+/// (about 200 KiB) each one takes several wake-ups of the client to get through.
+fn large_send_buffer(stream: &tokio::net::UnixStream) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if let Err(e) = setsockopt(stream, sockopt::SndBufForce, &SEND_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge a client connection's send buffer");
+    }
+}
+
 async fn listen(socket: &Path, group: Option<Gid>) -> Result<UnixListener> {
     if socket.exists() {
         if tokio::net::UnixStream::connect(socket).await.is_ok() {

@@ -95,17 +95,18 @@ impl Read for ChunkReader {
     }
 }
 
-/// Reads a file (or stdin) to its end in chunks.
+/// Reads a file (or stdin) to its end in chunks, straight into the chunk that is sent:
+/// no copy between the read and the message.
 pub fn send_all(mut input: impl Read, out: &mut ChunkWriter) -> io::Result<()> {
-    let mut buffer = vec![0u8; CHUNK];
     loop {
-        let n = match input.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        out.write_all(&buffer[..n])?;
+        let room = (CHUNK - out.buffer.len()) as u64;
+        // read_to_end through `take` fills the chunk's spare capacity in place, retrying
+        // on EINTR, and stops when it is full or the input ends.
+        (&mut input).take(room).read_to_end(&mut out.buffer)?;
+        if out.buffer.len() < CHUNK {
+            break; // the input ended
+        }
+        out.send()?;
     }
     out.flush()
 }

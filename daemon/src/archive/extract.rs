@@ -266,7 +266,7 @@ impl Tree {
 }
 
 /// (parent, last component) of a path; ("", "") for the empty path.
-fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
+pub(super) fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(slash) => (&path[..slash], &path[slash + 1..]),
         None => (&path[..0], path),

@@ -18,6 +18,7 @@
 //!   after the other in archive order.
 //! - Then the tar end (two zero blocks), and nothing else.
 
+mod copy;
 mod error;
 mod extract;
 mod input;
@@ -31,6 +32,7 @@ mod xattr;
 #[cfg(test)]
 mod tests;
 
+pub use copy::copy_tree;
 pub use error::ArchiveError;
 pub use reader::Reader;
 pub use writer::{Writer, tree_size};

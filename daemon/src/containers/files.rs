@@ -338,24 +338,17 @@ fn read_chunks(fd: OwnedFd) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::from(fd);
         loop {
-            let mut chunk = vec![0u8; CHUNK];
-            let mut filled = 0;
-            // Fill whole chunks: a pipe hands out at most its buffer per read.
-            while filled < CHUNK {
-                match file.read(&mut chunk[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
+            // Whole chunks (a pipe hands out at most its buffer per read), read into the
+            // chunk's own spare capacity: nothing to zero, nothing to copy after.
+            let mut chunk = Vec::with_capacity(CHUNK);
+            match (&mut file).take(CHUNK as u64).read_to_end(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
                 }
             }
-            if filled == 0 {
-                return;
-            }
-            chunk.truncate(filled);
             if tx.blocking_send(Ok(chunk)).is_err() {
                 return; // the client went away
             }

@@ -1,9 +1,9 @@
-//! The `dir` driver: volumes are plain directories; a clone is `cp -a --reflink=auto`,
-//! which shares extents on filesystems that can (btrfs, xfs) and copies elsewhere.
+//! The `dir` driver: volumes are plain directories; a clone is a copy with all metadata
+//! (archive::copy_tree, what `cp -a --reflink=auto` keeps, several files at once), which
+//! shares extents on filesystems that can (btrfs, xfs) and copies elsewhere.
 
 use std::path::{Path, PathBuf};
 
-use super::command::run;
 use super::{Driver, Result, VolumeKind, create_layout, ensure_parent, io, temporary_name};
 
 pub struct Dir {
@@ -45,18 +45,12 @@ impl Driver for Dir {
         let tmp = self.path(to.0, &temporary_name(to.1));
         ensure_parent(&tmp)?;
         let source = self.path(from.0, from.1);
-        let copied = run(
-            "cp",
-            &[
-                "-a".as_ref(),
-                "--reflink=auto".as_ref(),
-                source.as_os_str(),
-                tmp.as_os_str(),
-            ],
-        );
-        if let Err(e) = copied {
+        // A crash mid-copy may have left one behind.
+        self.delete(to.0, &temporary_name(to.1))?;
+        std::fs::create_dir(&tmp).map_err(io(format!("create {}", tmp.display())))?;
+        if let Err(e) = crate::archive::copy_tree(&source, &tmp) {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
+            return Err(e.into());
         }
         let path = self.path(to.0, to.1);
         std::fs::rename(&tmp, &path).map_err(io(format!("rename {} to {}", tmp.display(), path.display())))?;

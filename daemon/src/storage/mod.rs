@@ -1,5 +1,5 @@
 //! Storage pools behind one driver interface: `dir` (plain directories, copies that
-//! reflink where the filesystem can) and `btrfs` (subvolumes: instant clones). A pool
+//! reflink where the filesystem can, several files at once) and `btrfs` (subvolumes: instant clones). A pool
 //! holds two kinds of volumes: images (a template's output) and containers (a clone of
 //! an image). A volume holds `rootfs/` plus metadata files.
 
@@ -23,6 +23,8 @@ pub enum StorageError {
     Io { what: String, source: std::io::Error },
     #[error("storage: {command} failed: {output}")]
     Command { command: String, output: String },
+    #[error("storage: {0}")]
+    Copy(#[from] crate::archive::ArchiveError),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -104,18 +106,9 @@ pub trait Driver: Send + Sync {
         ensure_parent(&tmp_path)?;
         self.delete(kind, &tmp)?;
         self.create_empty(kind, &tmp)?;
-        let mut contents = source.as_os_str().to_owned();
-        contents.push("/.");
-        let copied = command::run(
-            "cp",
-            &[
-                "-a".as_ref(),
-                "--reflink=auto".as_ref(),
-                contents.as_os_str(),
-                tmp_path.as_os_str(),
-            ],
-        )
-        .and_then(|_| self.rename(kind, &tmp, name));
+        let copied = crate::archive::copy_tree(source, &tmp_path)
+            .map_err(StorageError::from)
+            .and_then(|()| self.rename(kind, &tmp, name));
         if let Err(e) = copied {
             let _ = self.delete(kind, &tmp);
             return Err(e);

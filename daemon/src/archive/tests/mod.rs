@@ -1,6 +1,7 @@
 //! Tests that need root: they make devices, give files away, set trusted.* and
 //! security.* attributes and mount a tmpfs.
 
+mod copy;
 mod refusals;
 mod roundtrip;
 
@@ -17,7 +18,7 @@ use nix::sys::time::TimeSpec;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
-use super::{ArchiveError, Compression, Reader, Writer, tree_size, xattr};
+use super::{ArchiveError, Compression, Reader, Writer, copy_tree, tree_size, xattr};
 
 /// Deterministic bytes that zstd cannot shrink much.
 fn noise(len: usize, seed: u64) -> Vec<u8> {

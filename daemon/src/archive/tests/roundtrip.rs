@@ -10,7 +10,7 @@ use nix::unistd::mkfifo;
 use super::*;
 
 /// A bit of everything a root file system has.
-fn build_tree(root: &Path) {
+pub(super) fn build_tree(root: &Path) {
     let path = |rel: &str| root.join(rel);
     let chmod = |rel: &str, mode: u32| fs::set_permissions(path(rel), fs::Permissions::from_mode(mode)).unwrap();
     fs::create_dir(root).unwrap();
