@@ -367,14 +367,24 @@ impl Daemon {
     /// Kills whatever the test left: containers through their monitors, stray
     /// processes through the cgroups, then the daemon, the pool mount, the files.
     fn clean_up(&mut self) {
+        let driver = self.cgroup().driver();
+        let containers: Vec<String> = std::fs::read_dir(self.cgroup().unified.join(&self.cgroup_parent))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A container that a failed test left frozen would not die of the monitors' kill.
+        for name in &containers {
+            let _ = driver.thaw(name);
+        }
         self.kill_monitors();
         self.stop();
-        let driver = self.cgroup().driver();
-        if let Ok(entries) = std::fs::read_dir(self.cgroup().unified.join(&self.cgroup_parent)) {
-            for entry in entries.flatten().filter(|e| e.path().is_dir()) {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let _ = driver.remove(&name);
-            }
+        for name in &containers {
+            let _ = driver.remove(name);
         }
         driver.remove_parent();
         // Bridges, nftables tables and dnsmasq outlive a daemon by design.

@@ -163,10 +163,14 @@ pub(super) fn read_field(path: &Path, field: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// Polls until `done` or about two seconds have passed.
-pub(super) fn wait_for(mut done: impl FnMut() -> bool) -> bool {
+/// How long a freeze may take: a task in uninterruptible sleep (disk I/O on a busy host)
+/// holds it up until it wakes.
+pub(super) const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Polls until `done` or `timeout` has passed.
+pub(super) fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(2) {
+    while start.elapsed() < timeout {
         if done() {
             return true;
         }

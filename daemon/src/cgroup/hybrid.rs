@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::files::{
-    chown, kill_unified, mkdir, procs_recursive, read, read_u64, rmdir_if_unused, rmdir_tree, wait_empty, wait_for,
-    write,
+    FREEZE_TIMEOUT, chown, kill_unified, mkdir, procs_recursive, read, read_u64, rmdir_if_unused, rmdir_tree,
+    wait_empty, wait_for, write,
 };
 use super::unified::create_delegated;
 use super::{CgroupConfig, CgroupDriver, CgroupError, Limits, Owner, Placement, Result, Usage};
@@ -207,9 +207,11 @@ impl CgroupDriver for Hybrid {
     fn freeze(&self, name: &str) -> Result<()> {
         let dir = self.controller_dir("freezer", name)?;
         write(&dir.join("freezer.state"), "FROZEN")?;
-        if wait_for(|| self.is_frozen(name)) {
+        if wait_for(FREEZE_TIMEOUT, || self.is_frozen(name)) {
             Ok(())
         } else {
+            // Left as it was, not half frozen and freezing on after the caller gave up.
+            write(&dir.join("freezer.state"), "THAWED")?;
             Err(CgroupError::NotFrozen(dir))
         }
     }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::files::{
-    chown, kill_unified, mkdir, procs_recursive, read, read_field, read_u64, rmdir_if_unused, rmdir_tree, wait_empty,
-    wait_for, write,
+    FREEZE_TIMEOUT, chown, kill_unified, mkdir, procs_recursive, read, read_field, read_u64, rmdir_if_unused,
+    rmdir_tree, wait_empty, wait_for, write,
 };
 use super::{CgroupConfig, CgroupDriver, CgroupError, DEFAULT_CPU_WEIGHT, Limits, Owner, Placement, Result, Usage};
 
@@ -131,9 +131,13 @@ impl CgroupDriver for Unified {
     fn freeze(&self, name: &str) -> Result<()> {
         let dir = self.dir(name);
         write(&dir.join("cgroup.freeze"), "1")?;
-        if wait_for(|| read_field(&dir.join("cgroup.events"), "frozen") == Some(1)) {
+        if wait_for(FREEZE_TIMEOUT, || {
+            read_field(&dir.join("cgroup.events"), "frozen") == Some(1)
+        }) {
             Ok(())
         } else {
+            // Left as it was, not half frozen and freezing on after the caller gave up.
+            write(&dir.join("cgroup.freeze"), "0")?;
             Err(CgroupError::NotFrozen(dir))
         }
     }

@@ -157,7 +157,11 @@ impl Manager {
         let marker = self.settings.freeze_marker(&record.name);
         if freeze {
             std::fs::write(&marker, b"").map_err(|e| Error::internal(format!("write {}", marker.display()), e))?;
-            self.freezer(&record.name, true).await?;
+            if let Err(e) = self.freezer(&record.name, true).await {
+                // The driver left it running as it was; no thaw is owed.
+                let _ = std::fs::remove_file(&marker);
+                return Err(e);
+            }
         }
         let (storage, from_name, to) = (storage.clone(), from.1.to_string(), to_snapshot.to_string());
         let kind = from.0;
