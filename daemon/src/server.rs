@@ -187,9 +187,6 @@ fn prepare_dirs(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// Binds the API socket: root and `group` (0660) where the host has that group, else root
-/// only (0600). A socket someone still answers on means another daemon: refuse rather
-/// than steal it.
 /// File data and exec output leave in megabyte messages; with the default send buffer
 /// (about 200 KiB) each one takes several wake-ups of the client to get through.
 fn large_send_buffer(stream: &tokio::net::UnixStream) {
@@ -199,6 +196,9 @@ fn large_send_buffer(stream: &tokio::net::UnixStream) {
     }
 }
 
+/// Binds the API socket: root and `group` (0660) where the host has that group, else root
+/// only (0600). A socket someone still answers on means another daemon: refuse rather
+/// than steal it.
 async fn listen(socket: &Path, group: Option<Gid>) -> Result<UnixListener> {
     if socket.exists() {
         if tokio::net::UnixStream::connect(socket).await.is_ok() {
