@@ -212,16 +212,8 @@ impl Roots<'_> {
             .open(self.dest.as_fd(), &file.rel, create, Mode::from_bits_truncate(0o600))
             .map_err(io_failed("create", &here))?;
         copy_content(&source, &copy, &file.stat, reflinks).map_err(io_failed("copy", &source_path))?;
-        // Owner before mode (a chown clears setuid), extended attributes after both (a
-        // chown or a write clears security.capability).
-        fchown(&copy, Some(uid(&file.stat)), Some(gid(&file.stat))).map_err(io_failed("set the owner of", &here))?;
-        fchmod(&copy, mode(&file.stat)).map_err(io_failed("set the mode of", &here))?;
         let xattrs = xattr::list_fd(source.as_fd()).map_err(io_failed("list the attributes of", &source_path))?;
-        for (attr, value) in xattrs {
-            set_xattr(|| xattr::set_fd(copy.as_fd(), &attr, &value), &here)?;
-        }
-        let (atime, mtime) = times(&file.stat);
-        futimens(&copy, &atime, &mtime).map_err(io_failed("set the times of", &here))?;
+        take_metadata(copy.as_fd(), &file.stat, &xattrs, &here)?;
         // Some file systems report a failed write only here.
         nix::unistd::close(copy).map_err(io_failed("write", &here))
     }
@@ -237,13 +229,7 @@ impl Roots<'_> {
                 Mode::empty(),
             )
             .map_err(io_failed("open", &here))?;
-        fchown(&fd, Some(uid(stat)), Some(gid(stat))).map_err(io_failed("set the owner of", &here))?;
-        fchmod(&fd, mode(stat)).map_err(io_failed("set the mode of", &here))?;
-        for (attr, value) in &dir.xattrs {
-            set_xattr(|| xattr::set_fd(fd.as_fd(), attr, value), &here)?;
-        }
-        let (atime, mtime) = times(stat);
-        futimens(&fd, &atime, &mtime).map_err(io_failed("set the times of", &here))
+        take_metadata(fd.as_fd(), stat, &dir.xattrs, &here)
     }
 }
 
@@ -359,6 +345,24 @@ fn copy_by_reads(source: &OwnedFd, copy: &OwnedFd, mut from: i64, end: i64) -> n
         from += n as i64;
     }
     Ok(())
+}
+
+/// The original's owner, mode, extended attributes and times onto the copy open at `fd`.
+/// Owner before mode (a chown clears setuid), extended attributes after both (a chown or
+/// a write clears security.capability), times last.
+fn take_metadata(
+    fd: BorrowedFd<'_>,
+    stat: &FileStat,
+    xattrs: &[(Vec<u8>, Vec<u8>)],
+    here: &Path,
+) -> Result<(), ArchiveError> {
+    fchown(fd, Some(uid(stat)), Some(gid(stat))).map_err(io_failed("set the owner of", here))?;
+    fchmod(fd, mode(stat)).map_err(io_failed("set the mode of", here))?;
+    for (attr, value) in xattrs {
+        set_xattr(|| xattr::set_fd(fd, attr, value), here)?;
+    }
+    let (atime, mtime) = times(stat);
+    futimens(fd, &atime, &mtime).map_err(io_failed("set the times of", here))
 }
 
 /// An attribute the destination cannot hold at all is left behind, as `cp -a` does.
