@@ -2,7 +2,7 @@
 //! containers, through the real CLI and daemon; checked the way a user would, with
 //! `exec` inside the container and by looking at the host.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use sysc_tests::Daemon;
@@ -110,6 +110,50 @@ fn pushed_files_have_their_bytes_owner_and_mode_inside() {
     assert_eq!(std::fs::read(into.join("owned")).unwrap(), data);
     assert_eq!(std::fs::read_to_string(into.join("stdin.txt")).unwrap(), "from stdin\n");
     assert_eq!(d.ok(&["file", "pull", "c/root/stdin.txt", "-"]), "from stdin\n");
+}
+
+#[test]
+fn pulls_write_into_devices_and_through_symlinks_like_cp() {
+    let d = busybox();
+    sh(&d, "echo payload > /root/f");
+    let dir = tempfile::tempdir().unwrap();
+
+    // A device is written into, not replaced by a regular file (this one is /dev/null's
+    // twin, made here so that a regression cannot clobber the host's own).
+    let null = dir.path().join("null");
+    nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    d.ok(&["file", "pull", "c/root/f", path(&null)]);
+    let meta = std::fs::symlink_metadata(&null).unwrap();
+    assert!(meta.file_type().is_char_device(), "{:?}", meta.file_type());
+    assert_eq!(meta.rdev(), nix::sys::stat::makedev(1, 3));
+
+    // A symlink to a file stays a symlink; the file it names gets the bytes.
+    let real = dir.path().join("real");
+    std::fs::write(&real, "old\n").unwrap();
+    let link = dir.path().join("link");
+    symlink(&real, &link).unwrap();
+    d.ok(&["file", "pull", "c/root/f", path(&link)]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "payload\n");
+
+    // A dangling one is refused, and nothing is made.
+    let dangling = dir.path().join("dangling");
+    symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let out = d.sysc(&["file", "pull", "c/root/f", path(&dangling)]);
+    assert!(!out.success());
+    assert!(out.stderr.contains("dangling symlink"), "{}", out.stderr);
+    assert!(!dir.path().join("nowhere").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 4, "{left:?}");
 }
 
 #[test]

@@ -141,31 +141,70 @@ pub(super) async fn receive(
     Ok(summary)
 }
 
-/// Written under a temporary name beside `local` and renamed when complete.
+/// Where a pulled file's bytes go, decided like cp decides.
+enum Landing {
+    /// A new name or a regular file (through symlinks): written under a temporary name
+    /// beside it and renamed over it when complete, so it is never seen half written.
+    Replace(PathBuf),
+    /// Anything else that exists, such as /dev/null or a FIFO: written into, not replaced.
+    Into(PathBuf),
+}
+
+fn landing(local: &Path) -> anyhow::Result<Landing> {
+    match std::fs::metadata(local) {
+        Ok(meta) if meta.is_dir() => bail!("{} is a directory", local.display()),
+        Ok(meta) if meta.is_file() => std::fs::canonicalize(local)
+            .map(Landing::Replace)
+            .map_err(|err| anyhow!("resolve {}: {}", local.display(), os_message(&err))),
+        Ok(_) => Ok(Landing::Into(local.to_path_buf())),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            if local.symlink_metadata().is_ok() {
+                bail!("not writing through dangling symlink {}", local.display());
+            }
+            Ok(Landing::Replace(local.to_path_buf()))
+        }
+        Err(err) => bail!("{}: {}", local.display(), os_message(&err)),
+    }
+}
+
 async fn receive_file(
     responses: Streaming<PullFileResponse>,
     header: &FileInfo,
     local: &Path,
     progress: &Transfer,
 ) -> anyhow::Result<()> {
-    if local.is_dir() {
-        bail!("{} is a directory", local.display());
-    }
-    let dir = match local.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
+    let (partial, target) = match landing(local)? {
+        Landing::Replace(target) => {
+            let dir = match target.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            let partial = tempfile::Builder::new()
+                .prefix(".sysc-pull-")
+                .tempfile_in(dir)
+                .map_err(|err| anyhow!("create a file in {}: {}", dir.display(), os_message(&err)))?;
+            (Some(partial), target)
+        }
+        Landing::Into(target) => (None, target),
     };
-    let partial = tempfile::Builder::new()
-        .prefix(".sysc-pull-")
-        .tempfile_in(dir)
-        .map_err(|err| anyhow!("create a file in {}: {}", dir.display(), os_message(&err)))?;
-    // Written on a thread of its own, so the disk and the connection work at once.
-    let mut file = partial
-        .as_file()
-        .try_clone()
-        .map_err(|err| anyhow!("{}", os_message(&err)))?;
+    let file = match &partial {
+        Some(partial) => Some(
+            partial
+                .as_file()
+                .try_clone()
+                .map_err(|err| anyhow!("{}", os_message(&err)))?,
+        ),
+        None => None,
+    };
+    // Written on a thread of its own, so the disk and the connection work at once. That
+    // thread opens a FIFO itself: the open waits for a reader.
+    let opened = target.clone();
     let (chunks, mut queued) = mpsc::channel::<Result<Bytes, String>>(CHUNKS_AHEAD);
     let writer = tokio::task::spawn_blocking(move || {
+        let mut file = match file {
+            Some(file) => file,
+            None => File::options().write(true).open(&opened)?,
+        };
         while let Some(chunk) = queued.blocking_recv() {
             file.write_all(&chunk.map_err(io::Error::other)?)?;
         }
@@ -175,7 +214,10 @@ async fn receive_file(
     let written = writer.await.map_err(|err| anyhow!("writing thread: {err}"))?;
     // A broken stream is the cause of whatever the writer then said.
     received?;
-    written.map_err(|err| anyhow!("write {}: {}", local.display(), os_message(&err)))?;
+    written.map_err(|err| anyhow!("write {}: {}", target.display(), os_message(&err)))?;
+    let Some(partial) = partial else {
+        return Ok(());
+    };
     // Like cp: the permission bits, set-id ones only for root.
     let mask = if nix::unistd::geteuid().is_root() {
         0o7777
@@ -185,10 +227,10 @@ async fn receive_file(
     partial
         .as_file()
         .set_permissions(std::fs::Permissions::from_mode(header.mode & mask))
-        .map_err(|err| anyhow!("chmod {}: {}", local.display(), os_message(&err)))?;
+        .map_err(|err| anyhow!("chmod {}: {}", target.display(), os_message(&err)))?;
     partial
-        .persist(local)
-        .map_err(|err| anyhow!("rename to {}: {}", local.display(), os_message(&err.error)))?;
+        .persist(&target)
+        .map_err(|err| anyhow!("rename to {}: {}", target.display(), os_message(&err.error)))?;
     Ok(())
 }
 
