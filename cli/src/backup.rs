@@ -21,6 +21,7 @@ use tonic::transport::Channel;
 
 use crate::connect::{os_message, rpc_error};
 use crate::format;
+use crate::landing::{Landing, landing};
 use crate::progress::Transfer;
 
 /// The FILE that means stdout for export and stdin for import.
@@ -57,8 +58,27 @@ async fn export_to(channel: Channel, options: ExportOptions) -> anyhow::Result<(
     if to_stdout && io::stdout().is_terminal() {
         bail!("refusing to write the archive to a terminal; name a file or redirect stdout");
     }
-    // Made before the daemon starts archiving, so an unwritable directory costs nothing.
-    let mut partial = (!to_stdout).then(|| partial_file(&options.file)).transpose()?;
+    // Opened before the daemon starts archiving, so an unwritable directory costs nothing.
+    let mut out = if to_stdout {
+        Output::Stdout
+    } else {
+        match landing(&options.file)? {
+            Landing::Replace(target) => Output::Partial {
+                file: partial_file(&target)?,
+                target,
+            },
+            Landing::Into(path) => {
+                let file = File::options()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|err| anyhow!("open {}: {}", path.display(), os_message(&err)))?;
+                if file.is_terminal() {
+                    bail!("refusing to write the archive to a terminal; name a file or redirect stdout");
+                }
+                Output::Into(file)
+            }
+        }
+    };
 
     let request = ExportRequest {
         name: options.name.clone(),
@@ -73,13 +93,12 @@ async fn export_to(channel: Channel, options: ExportOptions) -> anyhow::Result<(
     // signal would leave behind.
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let shown = options.file.display().to_string();
     let received = async {
-        match &mut partial {
-            Some(partial) => {
-                let target = options.file.display().to_string();
-                receive(channel, request, partial.as_file_mut(), &target, &progress).await
-            }
-            None => receive(channel, request, &mut io::stdout(), "stdout", &progress).await,
+        match &mut out {
+            Output::Stdout => receive(channel, request, &mut io::stdout(), "stdout", &progress).await,
+            Output::Partial { file, .. } => receive(channel, request, file.as_file_mut(), &shown, &progress).await,
+            Output::Into(file) => receive(channel, request, file, &shown, &progress).await,
         }
     };
     tokio::select! {
@@ -87,10 +106,22 @@ async fn export_to(channel: Channel, options: ExportOptions) -> anyhow::Result<(
         _ = interrupt.recv() => bail!("interrupted"),
         _ = terminate.recv() => bail!("terminated"),
     }
-    match partial {
-        Some(partial) => complete(partial, &options.file),
-        None => Ok(()),
+    match out {
+        Output::Partial { file, target } => complete(file, &target),
+        Output::Stdout | Output::Into(_) => Ok(()),
     }
+}
+
+/// Where an export's archive goes.
+enum Output {
+    Stdout,
+    /// A file becoming `target` when complete.
+    Partial {
+        file: NamedTempFile,
+        target: PathBuf,
+    },
+    /// A device or FIFO named on the command line, written into.
+    Into(File),
 }
 
 /// A file beside `path` that becomes `path` only once it holds the whole archive; dropped,

@@ -16,6 +16,7 @@ mod file;
 mod format;
 mod images;
 mod info;
+mod landing;
 mod lifecycle;
 mod list;
 mod monitor;

@@ -1,7 +1,7 @@
 //! Copy, export and import: an export from one daemon imports into another and boots
 //! with the same files; corrupt, truncated and disk-full cases leave nothing behind.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use sysc_tests::{Daemon, DaemonOptions, Tmpfs, in_container};
@@ -144,6 +144,41 @@ fn corrupt_or_truncated_archives_are_refused_and_nothing_is_created() {
         3 << 20
     );
     d.ok(&["delete", "c1", "c2"]);
+}
+
+#[test]
+fn exports_write_into_a_fifo_and_through_a_symlink_like_cp() {
+    let d = Daemon::start();
+    let files = tempfile::tempdir().unwrap();
+    d.ok(&["create", "busybox", "c1"]);
+    plant(&d.pool_dir().join("containers/c1/rootfs"));
+
+    // A FIFO stays a FIFO: what its reader gets is the archive (as `/dev/stdout` on a pipe).
+    let fifo = files.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    d.ok(&["export", "c1", fifo.to_str().unwrap()]);
+    // Checked before joining: a reader whose FIFO was replaced would wait forever.
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    let streamed = reader.join().unwrap();
+    let from_fifo = files.path().join("from-fifo.tar.zst");
+    std::fs::write(&from_fifo, streamed).unwrap();
+    d.ok(&["import", from_fifo.to_str().unwrap(), "c2"]);
+    check(&d.pool_dir().join("containers/c2/rootfs"));
+
+    // A symlink to a file stays; the file it names becomes the archive.
+    let real = files.path().join("real.tar.zst");
+    std::fs::write(&real, "an older backup").unwrap();
+    let link = files.path().join("latest.tar.zst");
+    std::os::unix::fs::symlink("real.tar.zst", &link).unwrap();
+    d.ok(&["export", "c1", link.to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    d.ok(&["import", real.to_str().unwrap(), "c3"]);
+    check(&d.pool_dir().join("containers/c3/rootfs"));
+    d.ok(&["delete", "c1", "c2", "c3"]);
 }
 
 #[test]

@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 use super::Target;
 use super::chunks::{CHUNKS_AHEAD, ChunkReader};
 use crate::connect::{os_message, rpc_error};
+use crate::landing::{Landing, landing};
 use crate::progress::Transfer;
 
 /// The DEST that means stdout.
@@ -139,32 +140,6 @@ pub(super) async fn receive(
         }
     }
     Ok(summary)
-}
-
-/// Where a pulled file's bytes go, decided like cp decides.
-enum Landing {
-    /// A new name or a regular file (through symlinks): written under a temporary name
-    /// beside it and renamed over it when complete, so it is never seen half written.
-    Replace(PathBuf),
-    /// Anything else that exists, such as /dev/null or a FIFO: written into, not replaced.
-    Into(PathBuf),
-}
-
-fn landing(local: &Path) -> anyhow::Result<Landing> {
-    match std::fs::metadata(local) {
-        Ok(meta) if meta.is_dir() => bail!("{} is a directory", local.display()),
-        Ok(meta) if meta.is_file() => std::fs::canonicalize(local)
-            .map(Landing::Replace)
-            .map_err(|err| anyhow!("resolve {}: {}", local.display(), os_message(&err))),
-        Ok(_) => Ok(Landing::Into(local.to_path_buf())),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            if local.symlink_metadata().is_ok() {
-                bail!("not writing through dangling symlink {}", local.display());
-            }
-            Ok(Landing::Replace(local.to_path_buf()))
-        }
-        Err(err) => bail!("{}: {}", local.display(), os_message(&err)),
-    }
 }
 
 async fn receive_file(
