@@ -395,6 +395,9 @@ fn ls_mkdir_and_delete() {
     let err = d.fails(&["file", "delete", "c/srv/a"]);
     assert!(err.contains("/srv/a: no such file or directory"), "{err}");
     d.ok(&["file", "delete", "-f", "c/srv/a"]);
+    // A missing directory on the way is named as a user would write it.
+    let err = d.fails(&["file", "ls", "c/srv/a/deeper"]);
+    assert!(err.ends_with("/srv/a: no such file or directory\n"), "{err:?}");
 }
 
 #[test]

@@ -125,10 +125,10 @@ pub fn split(path: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Failure> {
             format!("{} does not name a file", show(path)),
         ));
     }
-    let parent = if cut == 0 {
-        b"/".to_vec()
-    } else {
-        trimmed[..cut].to_vec()
+    // Without its trailing '/', so that errors name the directory as a user would.
+    let parent = match trimmed[..cut].iter().rposition(|&b| b != b'/') {
+        Some(last) => trimmed[..=last].to_vec(),
+        None => b"/".to_vec(),
     };
     Ok((parent, name.to_vec()))
 }
@@ -231,8 +231,10 @@ mod tests {
 
     #[test]
     fn split_gives_directory_and_name() {
-        assert_eq!(split(b"/etc/hosts").unwrap(), (b"/etc/".to_vec(), b"hosts".to_vec()));
-        assert_eq!(split(b"/etc/ssh/").unwrap(), (b"/etc/".to_vec(), b"ssh".to_vec()));
+        assert_eq!(split(b"/etc/hosts").unwrap(), (b"/etc".to_vec(), b"hosts".to_vec()));
+        assert_eq!(split(b"/etc/ssh/").unwrap(), (b"/etc".to_vec(), b"ssh".to_vec()));
+        assert_eq!(split(b"/a//b").unwrap(), (b"/a".to_vec(), b"b".to_vec()));
+        assert_eq!(split(b"//x").unwrap(), (b"/".to_vec(), b"x".to_vec()));
         assert_eq!(split(b"/x").unwrap(), (b"/".to_vec(), b"x".to_vec()));
         for bad in [&b"/"[..], b"//", b"/etc/..", b"/etc/.", b""] {
             assert!(split(bad).is_err(), "{bad:?}");
