@@ -136,3 +136,31 @@ fn a_btrfs_pool_on_an_existing_btrfs_mount_and_bad_requests() {
     assert!(source.exists(), "a source directory stays");
     assert!(!source.join("containers").exists());
 }
+
+#[test]
+fn a_container_that_fills_its_pool_stays_supervised() {
+    let small = sysc_tests::Tmpfs::mount("24m");
+    let d = Daemon::start();
+    let source = format!("source={}", small.path().display());
+    d.ok(&["storage", "create", "tiny", "dir", &source]);
+    d.ok(&["launch", "busybox", "c1", "--storage", "tiny"]);
+    let pid = d.container("c1")["pid"].clone();
+    // The guest fills its disk, then prints to its console: the console log and the
+    // monitor's own log, both on that pool, can no longer be written.
+    d.ok(&[
+        "exec",
+        "c1",
+        "--",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/root/fill bs=64k 2>/dev/null; echo after the disk filled > /dev/console; sleep 0.5",
+    ]);
+    assert_eq!(d.state("c1"), "RUNNING");
+    assert_eq!(d.container("c1")["pid"], pid);
+    // The monitor still answers: exec and a clean stop go through it.
+    d.ok(&["exec", "c1", "--", "rm", "/root/fill"]);
+    d.ok(&["stop", "c1"]);
+    assert_eq!(d.state("c1"), "STOPPED");
+    d.ok(&["delete", "c1"]);
+    d.ok(&["storage", "delete", "tiny"]);
+}

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     report(Ok(started.pid.as_raw()));
     detach_stdio();
     let record = monitor::run(&spec, started, listener, log);
-    eprintln!("sysc-monitor: {} {}", spec.name, record.describe());
+    monitor::log_line(format_args!("{} {}", spec.name, record.describe()));
     ExitCode::SUCCESS
 }
 

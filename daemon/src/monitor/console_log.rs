@@ -10,6 +10,8 @@ pub struct ConsoleLog {
     file: File,
     size: u64,
     limit: u64,
+    /// The last write failed (a full pool): further failures are not news.
+    failing: bool,
 }
 
 impl ConsoleLog {
@@ -23,7 +25,24 @@ impl ConsoleLog {
             file,
             size,
             limit,
+            failing: false,
         })
+    }
+
+    /// Appends `data`; an error is returned only when writing starts to fail, since a
+    /// full disk would otherwise be reported for every line the console prints.
+    pub fn record(&mut self, data: &[u8]) -> Option<io::Error> {
+        match self.write(data) {
+            Ok(()) => {
+                self.failing = false;
+                None
+            }
+            Err(_) if self.failing => None,
+            Err(e) => {
+                self.failing = true;
+                Some(e)
+            }
+        }
     }
 
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
@@ -54,6 +73,22 @@ mod tests {
         }
         assert_eq!(fs::read(&path).unwrap(), b"cccccc");
         assert_eq!(fs::read(dir.path().join("console.log.1")).unwrap(), b"bbbbbb");
+    }
+
+    #[test]
+    fn a_failing_disk_is_reported_once_per_streak() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        let mut log = ConsoleLog::open(&path, 100).unwrap();
+        // /dev/full fails every write with ENOSPC, like a full pool.
+        log.file = File::options().append(true).open("/dev/full").unwrap();
+        let first = log.record(b"one").expect("the first failure is reported");
+        assert_eq!(first.raw_os_error(), Some(libc::ENOSPC));
+        assert!(log.record(b"two").is_none());
+        log.file = File::options().append(true).open(&path).unwrap();
+        assert!(log.record(b"three").is_none());
+        log.file = File::options().append(true).open("/dev/full").unwrap();
+        assert!(log.record(b"four").is_some(), "a new streak is reported again");
     }
 
     #[test]

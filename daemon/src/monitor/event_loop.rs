@@ -69,7 +69,7 @@ pub fn run(spec: &ContainerSpec, started: Started, listener: UnixListener, mut l
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
-                eprintln!("sysc-monitor: poll: {e}");
+                super::log_line(format_args!("poll: {e}"));
                 continue;
             }
         }
@@ -118,7 +118,7 @@ pub fn run(spec: &ContainerSpec, started: Started, listener: UnixListener, mut l
         at_ms: now_ms(),
     };
     if let Err(e) = spec.cgroup.driver().remove(&spec.name) {
-        eprintln!("sysc-monitor: removing the cgroups of {}: {e}", spec.name);
+        super::log_line(format_args!("removing the cgroups of {}: {e}", spec.name));
     }
     write_exit_record(spec, &record);
     let _ = fs::remove_file(spec.socket_path());
@@ -264,8 +264,8 @@ fn drain_console(console: &OwnedFd, log: &mut ConsoleLog, clients: &mut Vec<Clie
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if let Err(e) = log.write(&buf[..n]) {
-            eprintln!("sysc-monitor: console log: {e}");
+        if let Some(e) = log.record(&buf[..n]) {
+            super::log_line(format_args!("console log: {e}"));
         }
         clients.retain_mut(|client| {
             if client.mode != Mode::Console {
@@ -309,6 +309,6 @@ fn write_exit_record(spec: &ContainerSpec, record: &ExitRecord) {
     let tmp = path.with_extension("json.tmp");
     let result = fs::write(&tmp, serde_json::to_vec(record).unwrap_or_default()).and_then(|_| fs::rename(&tmp, &path));
     if let Err(e) = result {
-        eprintln!("sysc-monitor: writing {}: {e}", path.display());
+        super::log_line(format_args!("writing {}: {e}", path.display()));
     }
 }

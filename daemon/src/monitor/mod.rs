@@ -9,3 +9,11 @@ pub mod protocol;
 
 pub use console_log::ConsoleLog;
 pub use event_loop::run;
+
+/// A line for the monitor's log (its stderr). That file lives on the container's pool,
+/// which the container may fill: a failed write is dropped, where eprintln! would panic
+/// and take the monitor, and with it the container's supervision, down.
+pub fn log_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "sysc-monitor: {args}");
+}
