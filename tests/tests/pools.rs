@@ -164,3 +164,33 @@ fn a_container_that_fills_its_pool_stays_supervised() {
     d.ok(&["delete", "c1"]);
     d.ok(&["storage", "delete", "tiny"]);
 }
+
+#[test]
+fn a_rename_on_a_full_pool_fails_whole() {
+    let small = sysc_tests::Tmpfs::mount("24m");
+    let d = Daemon::start();
+    let source = format!("source={}", small.path().display());
+    d.ok(&["storage", "create", "tiny", "dir", &source]);
+    d.ok(&["create", "busybox", "c1", "--storage", "tiny"]);
+    let filler = small.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 1 << 16];
+    while std::io::Write::write_all(&mut file, &block).is_ok() {}
+    drop(file);
+
+    let err = d.fails(&["rename", "c1", "c2"]);
+    assert!(err.to_lowercase().contains("no space left on device"), "{err}");
+    let names: Vec<Value> = d.list().iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(names, ["c1"]);
+    assert_eq!(d.state("c1"), "STOPPED");
+    let rootfs = small.join("containers/c1/rootfs");
+    assert_eq!(std::fs::read_to_string(rootfs.join("etc/hostname")).unwrap(), "c1\n");
+
+    // With room again the same rename goes through, and the container starts under it.
+    std::fs::remove_file(&filler).unwrap();
+    d.ok(&["rename", "c1", "c2"]);
+    d.ok(&["start", "c2"]);
+    assert_eq!(d.ok(&["exec", "c2", "--", "cat", "/etc/hostname"]), "c2\n");
+    d.ok(&["delete", "--force", "c2"]);
+    d.ok(&["storage", "delete", "tiny"]);
+}

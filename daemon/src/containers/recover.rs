@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Live, Manager};
-use crate::db::RecordStatus;
+use crate::db::{ContainerRecord, RecordStatus};
 use crate::error::Result;
 use crate::keys;
 use crate::storage::{VolumeKind, is_temporary};
@@ -14,21 +14,30 @@ impl Manager {
         self.images.recover()?;
         for record in self.db.containers()? {
             let name = record.name.clone();
-            match &record.status {
-                RecordStatus::Ready => {}
+            // One container that cannot be mended (say its pool is full) must not keep
+            // the daemon from serving the others: it is retried at the next start.
+            let mended = match &record.status {
+                RecordStatus::Ready => Ok(()),
                 RecordStatus::Creating => {
                     tracing::info!(container = %name, "undoing a create that was interrupted");
                     self.undo_create(&name).await;
+                    Ok(())
                 }
                 RecordStatus::Deleting => {
                     tracing::info!(container = %name, "finishing a delete that was interrupted");
-                    self.finish_delete(&name).await?;
+                    self.finish_delete(&name).await
                 }
                 RecordStatus::Renaming { to } => {
                     tracing::info!(container = %name, new_name = %to, "finishing a rename that was interrupted");
-                    let to = to.clone();
-                    self.finish_rename(&record, &to).await?;
+                    let result = self.finish_rename(&record, to).await;
+                    if result.is_err() {
+                        self.undo_rename(&record, to).await;
+                    }
+                    result
                 }
+            };
+            if let Err(e) = mended {
+                tracing::error!(container = %name, "could not finish what a crash interrupted: {e}");
             }
         }
         self.recover_snapshots().await?;
@@ -42,28 +51,36 @@ impl Manager {
             }
         }
         for record in self.db.containers()? {
-            let name = record.name.clone();
-            let _guard = self.locks.lock(&name).await;
-            match self.probe(&name).await {
-                Live::Running { pid, frozen, .. } => {
-                    let marker = self.settings.freeze_marker(&name);
-                    if frozen && marker.exists() {
-                        tracing::info!(container = %name, "thawing: frozen for a snapshot the daemon did not finish");
-                        self.freezer(&name, false).await?;
-                    }
-                    let _ = std::fs::remove_file(&marker);
-                    tracing::info!(container = %name, pid, "re-attached to running container");
-                    self.watch(&name);
+            if let Err(e) = self.reattach(&record).await {
+                tracing::error!(container = %record.name, "{e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Watches a running container again, or records how a stopped one ended.
+    async fn reattach(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        let name = record.name.clone();
+        let _guard = self.locks.lock(&name).await;
+        match self.probe(&name).await {
+            Live::Running { pid, frozen, .. } => {
+                let marker = self.settings.freeze_marker(&name);
+                if frozen && marker.exists() {
+                    tracing::info!(container = %name, "thawing: frozen for a snapshot the daemon did not finish");
+                    self.freezer(&name, false).await?;
                 }
-                Live::Lost => {
-                    self.clean_up_lost(&record).await?;
-                }
-                Live::Stopped => {
-                    if let Some(exit) = self.collect_exit(&name).await? {
-                        tracing::info!(container = %name, "ended while the daemon was down: {}", exit.describe());
-                        if exit.is_reboot() {
-                            self.restart_after_reboot(&name).await;
-                        }
+                let _ = std::fs::remove_file(&marker);
+                tracing::info!(container = %name, pid, "re-attached to running container");
+                self.watch(&name);
+            }
+            Live::Lost => {
+                self.clean_up_lost(record).await?;
+            }
+            Live::Stopped => {
+                if let Some(exit) = self.collect_exit(&name).await? {
+                    tracing::info!(container = %name, "ended while the daemon was down: {}", exit.describe());
+                    if exit.is_reboot() {
+                        self.restart_after_reboot(&name).await;
                     }
                 }
             }
