@@ -224,6 +224,43 @@ fn stop_kills_after_the_timeout_when_the_init_ignores_its_halt_signal() {
     assert_eq!(d.container("b1")["last_exit"]["signal"], libc::SIGKILL);
 }
 
+/// Waits for a background `sysc` with a deadline far below the clean stop's timeout.
+fn finishes_soon(mut child: std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} still waits");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn force_cuts_short_a_clean_stop_that_waits() {
+    let d = Daemon::start();
+    for verb in ["stop", "delete"] {
+        d.ok(&["launch", "busybox", "b1"]);
+        // A stopped init never acts on its halt signal: the clean stop waits 1000 s.
+        // SAFETY: kill(2) of the container's init by the PID the daemon reported.
+        unsafe { libc::kill(d.init_pid("b1") as i32, libc::SIGSTOP) };
+        let clean = d.command(&["stop", "b1", "--timeout", "1000"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let forced = d.command(&[verb, "b1", "--force"]).spawn().unwrap();
+        assert!(finishes_soon(forced, verb).success(), "{verb} --force failed");
+        finishes_soon(clean, "the clean stop");
+        if verb == "stop" {
+            assert_eq!(d.state("b1"), "STOPPED");
+            assert_eq!(d.container("b1")["last_exit"]["signal"], libc::SIGKILL);
+            d.ok(&["delete", "b1"]);
+        }
+        assert!(d.list().is_empty());
+    }
+}
+
 #[test]
 fn delete_refuses_a_running_container_unless_forced() {
     let d = Daemon::start();

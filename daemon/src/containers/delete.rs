@@ -11,6 +11,9 @@ use crate::storage::VolumeKind;
 
 impl Manager {
     pub async fn delete(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+        if force {
+            self.kill_unlocked(name).await?;
+        }
         let _guard = self.locks.lock(name).await;
         let mut record = self.record(name)?;
         match self.probe(name).await {

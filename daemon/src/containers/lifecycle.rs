@@ -90,10 +90,24 @@ impl Manager {
     }
 
     pub async fn stop(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
+        let killed = force && self.kill_unlocked(name).await?;
         let _guard = self.locks.lock(name).await;
         let record = self.record(name)?;
-        self.stop_locked(&record, force, timeout).await?;
+        // The clean stop that held the lock has collected what the kill ended.
+        if !(killed && self.probe(name).await == Live::Stopped) {
+            self.stop_locked(&record, force, timeout).await?;
+        }
         Ok(self.view_of(record).await)
+    }
+
+    /// SIGKILL for a forced stop or delete, sent before queueing for the container's lock:
+    /// a clean stop holding it would otherwise make `--force` wait out its whole timeout.
+    /// Whoever holds the lock sees the init exit; the caller then takes over. Returns
+    /// whether a running container was told to die.
+    pub(super) async fn kill_unlocked(&self, name: &str) -> Result<bool> {
+        self.record(name)?;
+        let client = MonitorClient::new(self.settings.monitor_socket(name));
+        Ok(matches!(client.request(&Request::Kill).await, Ok(Response::Ok)))
     }
 
     pub async fn restart(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
