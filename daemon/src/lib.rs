@@ -6,6 +6,7 @@ pub mod archive;
 pub mod cgroup;
 pub mod containers;
 pub mod db;
+pub mod descriptors;
 pub mod error;
 pub mod events;
 pub mod exec;

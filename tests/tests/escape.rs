@@ -683,3 +683,22 @@ fn masks_read_only_sys_seccomp_and_capabilities_hold() {
         "u1: read /proc/kmsg unmasked",
     );
 }
+
+#[test]
+fn descriptors_of_the_daemon_and_helpers_stay_outside() {
+    // A directory the shell that started syscd left open (as `syscd 7</` would).
+    let leaked = std::fs::File::open("/").unwrap();
+    nix::fcntl::fcntl(&leaked, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
+    let d = Daemon::start();
+    drop(leaked);
+    d.ok(&["launch", "busybox", "c1"]);
+    // Nothing but stdio in the init, nor in an exec'd command (whose helper holds its
+    // control socket to syscd as fd 3).
+    // `; true` keeps sh from handing its process over to ls, whose own directory handle
+    // would then be listed.
+    let fds = |pid: &str| d.ok(&["exec", "c1", "--", "sh", "-c", &format!("ls /proc/{pid}/fd; true")]);
+    assert_eq!(fds("1"), "0\n1\n2\n");
+    assert_eq!(fds("$$"), "0\n1\n2\n");
+    let forged = d.sysc(&["exec", "c1", "--", "sh", "-c", "echo 'exit code 42' >&3; exit 7"]);
+    assert_eq!(forged.code, 7, "{}", forged.stderr);
+}

@@ -116,6 +116,7 @@ fn main() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("syscd must run as root");
     }
+    syscd::descriptors::close_on_exec_above_stderr().context("mark inherited descriptors close-on-exec")?;
     let exe = std::env::current_exe().context("find syscd's own path")?;
     let helper = |name: &str| {
         let path = exe.with_file_name(name);

@@ -151,6 +151,10 @@ fn exec(spec: &ExecSpec) -> Result<Infallible, Failure> {
     let argv = spec.argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
     let env = spec.env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
     let command = spec.argv.first().map(String::as_str).unwrap_or_default();
+    // Not the control socket to syscd (fd 3), nor anything else of the helper's: the
+    // command could forge its own exit status through the one, or leave its root through
+    // another.
+    crate::descriptors::close_on_exec_above_stderr().map_err(|e| internal("mark descriptors close-on-exec", e))?;
     let failure = match path_search::find(command, &spec.env) {
         Ok(path) => {
             let path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| invalid("bad path".into()))?;

@@ -252,5 +252,7 @@ fn exec(spec: &ContainerSpec) -> Result<Infallible> {
     let Some(program) = argv.first() else {
         return Err(RuntimeError::Protocol("no init given".into()));
     };
+    // The monitor's own descriptors stay behind.
+    crate::descriptors::close_on_exec_above_stderr().ctx("mark descriptors close-on-exec")?;
     Err(nix::unistd::execve(program, &argv, &env).unwrap_err()).ctx(format!("exec {}", spec.init[0]))
 }
