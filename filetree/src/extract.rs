@@ -163,7 +163,10 @@ impl<'d> Extraction<'_, 'd> {
                 show(&raw)
             )));
         }
-        let meta = Meta::new(entry.header(), &path)?;
+        let mut meta = Meta::new(entry.header(), &path)?;
+        if !self.options.set_id {
+            meta.mode &= !0o6000;
+        }
         if is_dir {
             self.directory(rest, &path, meta)
         } else if matches!(kind, EntryType::Regular | EntryType::Continuous) {

@@ -31,6 +31,10 @@ pub struct ExtractOptions {
     /// Give entries the archive's numeric uid/gid (fchown / fchownat AT_SYMLINK_NOFOLLOW). False: leave
     /// them owned by whoever extracts (like tar run as a non-root user).
     pub owners: bool,
+    /// Keep set-user-ID and set-group-ID bits. False (pulling from a container onto the
+    /// host): they are dropped, as cp drops them, so a container cannot plant a set-id
+    /// program there.
+    pub set_id: bool,
 }
 
 /// What a tree held. The top directory counts among `dirs`.

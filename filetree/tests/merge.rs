@@ -173,7 +173,10 @@ fn destination_may_be_an_o_path_fd() {
         Mode::empty(),
     )
     .unwrap();
-    let options = sysc_filetree::ExtractOptions { owners: true };
+    let options = sysc_filetree::ExtractOptions {
+        owners: true,
+        set_id: true,
+    };
     sysc_filetree::extract(fd.as_fd(), &incoming()[..], &options, &mut |_| {}).unwrap();
     assert_eq!(fs::read(tmp.path().join("sub/new")).unwrap(), b"new");
     assert_eq!(snapshot(tmp.path())[&b""[..]].mode, 0o755);

@@ -54,9 +54,15 @@ fn round_trip_keeps_every_entry() {
     fs::create_dir(&dest).unwrap();
     let mut reports = Vec::new();
     let fd = open_dir(&dest);
-    let read = extract(fd.as_fd(), &data[..], &ExtractOptions { owners: true }, &mut |n| {
-        reports.push(n)
-    })
+    let read = extract(
+        fd.as_fd(),
+        &data[..],
+        &ExtractOptions {
+            owners: true,
+            set_id: true,
+        },
+        &mut |n| reports.push(n),
+    )
     .unwrap();
     assert_eq!(read, expected_summary());
     assert_eq!(reports.last(), Some(&read.bytes));

@@ -246,7 +246,10 @@ fn broken_stream_is_an_input_error() {
     let error = extract(
         std::os::fd::AsFd::as_fd(&fd),
         input,
-        &ExtractOptions { owners: true },
+        &ExtractOptions {
+            owners: true,
+            set_id: true,
+        },
         &mut |_| {},
     )
     .unwrap_err();

@@ -108,6 +108,13 @@ fn pushed_files_have_their_bytes_owner_and_mode_inside() {
     std::fs::create_dir(&into).unwrap();
     d.ok(&["file", "pull", "c/root/owned", "c/root/stdin.txt", path(&into)]);
     assert_eq!(std::fs::read(into.join("owned")).unwrap(), data);
+    // A set-id program in the container is not one on the host, alone or in a tree.
+    d.ok(&["file", "push", path(&src), "c/root/suid", "--mode", "6755"]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    d.ok(&["file", "pull", "c/root/suid", path(&into)]);
+    assert_eq!(mode(&into.join("suid")), 0o755);
+    d.ok(&["file", "pull", "-r", "c/root", path(&dir.path().join("tree"))]);
+    assert_eq!(mode(&dir.path().join("tree/suid")), 0o755);
     assert_eq!(std::fs::read_to_string(into.join("stdin.txt")).unwrap(), "from stdin\n");
     assert_eq!(d.ok(&["file", "pull", "c/root/stdin.txt", "-"]), "from stdin\n");
 }

@@ -193,15 +193,11 @@ async fn receive_file(
     let Some(partial) = partial else {
         return Ok(());
     };
-    // Like cp: the permission bits, set-id ones only for root.
-    let mask = if nix::unistd::geteuid().is_root() {
-        0o7777
-    } else {
-        0o777
-    };
+    // Like cp: the permission bits and the sticky one, never set-id ones, which would let
+    // a container plant a set-id program on the host.
     partial
         .as_file()
-        .set_permissions(std::fs::Permissions::from_mode(header.mode & mask))
+        .set_permissions(std::fs::Permissions::from_mode(header.mode & 0o1777))
         .map_err(|err| anyhow!("chmod {}: {}", target.display(), os_message(&err)))?;
     partial
         .persist(&target)
@@ -223,6 +219,7 @@ async fn receive_tree(responses: Streaming<PullFileResponse>, local: &Path, prog
         let options = sysc_filetree::ExtractOptions {
             // Like tar: owners are kept only by root, who alone can give files away.
             owners: nix::unistd::geteuid().is_root(),
+            set_id: false,
         };
         sysc_filetree::extract(dir.as_fd(), ChunkReader::new(queued), &options, &mut |_| {})
             .map_err(|err| anyhow!("extract into {shown}: {err}"))

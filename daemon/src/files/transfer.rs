@@ -299,7 +299,10 @@ pub fn push_tree(root: BorrowedFd<'_>, request: &PushTree, control: &dyn Control
     // SAFETY: fd 0 is the pipe from the daemon; nothing else in the helper uses it.
     let stdin = unsafe { std::fs::File::from_raw_fd(0) };
     let input = BufReader::with_capacity(PIPE_BUFFER, stdin);
-    let options = sysc_filetree::ExtractOptions { owners: true };
+    let options = sysc_filetree::ExtractOptions {
+        owners: true,
+        set_id: true,
+    };
     let summary = sysc_filetree::extract(dest.as_fd(), input, &options, &mut |_| {}).map_err(|e| {
         let fault = if e.is_bad_input() { Fault::Invalid } else { Fault::State };
         Failure::new(fault, format!("{}: {e}", resolve::show(&dest_path)))

@@ -191,7 +191,7 @@ pub fn unpack(dest: &Path, data: &[u8], owners: bool) -> Result<Summary, TreeErr
     extract(
         std::os::fd::AsFd::as_fd(&fd),
         data,
-        &ExtractOptions { owners },
+        &ExtractOptions { owners, set_id: true },
         &mut |_| {},
     )
 }
