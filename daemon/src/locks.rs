@@ -15,19 +15,25 @@ pub type Guard = OwnedMutexGuard<()>;
 
 impl KeyedLocks {
     pub async fn lock(&self, key: &str) -> Guard {
-        let lock = {
-            let mut locks = self.locks.lock().expect("lock table poisoned");
-            locks.retain(|_, weak| weak.strong_count() > 0);
-            match locks.get(key).and_then(Weak::upgrade) {
-                Some(lock) => lock,
-                None => {
-                    let lock = Arc::new(AsyncMutex::new(()));
-                    locks.insert(key.to_string(), Arc::downgrade(&lock));
-                    lock
-                }
+        self.entry(key).lock_owned().await
+    }
+
+    /// The lock if nobody holds it now.
+    pub fn try_lock(&self, key: &str) -> Option<Guard> {
+        self.entry(key).try_lock_owned().ok()
+    }
+
+    fn entry(&self, key: &str) -> Arc<AsyncMutex<()>> {
+        let mut locks = self.locks.lock().expect("lock table poisoned");
+        locks.retain(|_, weak| weak.strong_count() > 0);
+        match locks.get(key).and_then(Weak::upgrade) {
+            Some(lock) => lock,
+            None => {
+                let lock = Arc::new(AsyncMutex::new(()));
+                locks.insert(key.to_string(), Arc::downgrade(&lock));
+                lock
             }
-        };
-        lock.lock_owned().await
+        }
     }
 
     /// Locks several keys in a fixed order, so two callers can't deadlock.
@@ -47,6 +53,16 @@ impl KeyedLocks {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn try_lock_fails_only_while_the_key_is_held() {
+        let locks = KeyedLocks::default();
+        let held = locks.try_lock("a").expect("free");
+        assert!(locks.try_lock("a").is_none());
+        assert!(locks.try_lock("b").is_some());
+        drop(held);
+        assert!(locks.try_lock("a").is_some());
+    }
 
     #[tokio::test]
     async fn same_key_waits_other_key_does_not() {

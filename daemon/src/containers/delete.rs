@@ -11,10 +11,7 @@ use crate::storage::VolumeKind;
 
 impl Manager {
     pub async fn delete(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
-        if force {
-            self.kill_unlocked(name).await?;
-        }
-        let _guard = self.locks.lock(name).await;
+        let (_guard, killed) = self.lock_forcing(name, force).await?;
         let mut record = self.record(name)?;
         match self.probe(name).await {
             Live::Stopped => {}
@@ -23,9 +20,14 @@ impl Manager {
                     "container {name} is running; stop it first or use --force"
                 )));
             }
-            _ => {
-                self.stop_locked(&record, true, std::time::Duration::ZERO).await?;
-            }
+            _ => match self.stop_locked(&record, true, std::time::Duration::ZERO).await {
+                Ok(_) => {}
+                // Ended by the kill of lock_forcing just now.
+                Err(Error::FailedPrecondition(_)) if killed => {
+                    self.collect_exit(name).await?;
+                }
+                Err(e) => return Err(e),
+            },
         }
         record.status = RecordStatus::Deleting;
         self.db.put_container(&record)?;

@@ -7,6 +7,7 @@ use super::monitor_client::{MonitorClient, spawn_monitor};
 use super::{ContainerView, Live, Manager};
 use crate::db::ContainerRecord;
 use crate::error::{Error, Result};
+use crate::locks::Guard;
 use crate::monitor::protocol::{ExitRecord, Request, Response};
 use crate::runtime::{ContainerSpec, signals};
 
@@ -90,24 +91,34 @@ impl Manager {
     }
 
     pub async fn stop(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
-        let killed = force && self.kill_unlocked(name).await?;
-        let _guard = self.locks.lock(name).await;
+        let (_guard, killed) = self.lock_forcing(name, force).await?;
         let record = self.record(name)?;
-        // The clean stop that held the lock has collected what the kill ended.
-        if !(killed && self.probe(name).await == Live::Stopped) {
-            self.stop_locked(&record, force, timeout).await?;
+        match self.stop_locked(&record, force, timeout).await {
+            Ok(_) => {}
+            // Ended by our kill, and collected by whoever held the lock, or now.
+            Err(Error::FailedPrecondition(_)) if killed => {
+                self.collect_exit(name).await?;
+            }
+            Err(e) => return Err(e),
         }
         Ok(self.view_of(record).await)
     }
 
-    /// SIGKILL for a forced stop or delete, sent before queueing for the container's lock:
-    /// a clean stop holding it would otherwise make `--force` wait out its whole timeout.
-    /// Whoever holds the lock sees the init exit; the caller then takes over. Returns
-    /// whether a running container was told to die.
-    pub(super) async fn kill_unlocked(&self, name: &str) -> Result<bool> {
-        self.record(name)?;
-        let client = MonitorClient::new(self.settings.monitor_socket(name));
-        Ok(matches!(client.request(&Request::Kill).await, Ok(Response::Ok)))
+    /// The container's lock for a stop or delete. With `force`, if another operation holds
+    /// it (a clean stop waiting out its timeout, say), SIGKILL goes to the container first,
+    /// so `--force` does not wait behind it; that operation sees the init exit. Returns
+    /// whether that kill reached a running container.
+    pub(super) async fn lock_forcing(&self, name: &str, force: bool) -> Result<(Guard, bool)> {
+        if let Some(guard) = self.locks.try_lock(name) {
+            return Ok((guard, false));
+        }
+        let mut killed = false;
+        if force {
+            self.record(name)?;
+            let client = MonitorClient::new(self.settings.monitor_socket(name));
+            killed = matches!(client.request(&Request::Kill).await, Ok(Response::Ok));
+        }
+        Ok((self.locks.lock(name).await, killed))
     }
 
     pub async fn restart(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
