@@ -57,9 +57,9 @@ fn a_fork_bomb_is_capped_and_the_container_stays_usable() {
     let d = Daemon::start();
     d.ok(&["launch", "busybox", "c", "-c", "limits.processes=32"]);
     assert_eq!(d.cgroup_value("pids", "c", "pids.max"), "32");
-    // A hundred 3-second sleeps: the fork past the cap fails (and busybox's shell gives
-    // up with status 2).
-    let out = d.sysc(&["exec", "c", "--", "sh", "-c", "for i in $(seq 100); do sleep 3 & done"]);
+    // A hundred 8-second sleeps (long enough to outlast the checks below on a loaded
+    // host): the fork past the cap fails (and busybox's shell gives up with status 2).
+    let out = d.sysc(&["exec", "c", "--", "sh", "-c", "for i in $(seq 100); do sleep 8 & done"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("can't fork"), "{out:?}");
     let current: u64 = d.cgroup_value("pids", "c", "pids.current").parse().unwrap();
@@ -69,7 +69,7 @@ fn a_fork_bomb_is_capped_and_the_container_stays_usable() {
     // While it is full, exec says why it can't run anything.
     let err = d.fails(&["exec", "c", "--", "true"]);
     assert!(err.contains("is at its process limit"), "{err}");
-    let usable = wait_until(Duration::from_secs(15), || {
+    let usable = wait_until(Duration::from_secs(30), || {
         d.sysc(&["exec", "c", "--", "echo", "ok"]).success().then_some(())
     });
     assert!(usable.is_some(), "the container stayed unusable after the sleeps ended");
