@@ -137,12 +137,19 @@ fn a_btrfs_pool_on_an_existing_btrfs_mount_and_bad_requests() {
     assert!(!source.join("containers").exists());
 }
 
-#[test]
-fn a_container_that_fills_its_pool_stays_supervised() {
+/// A daemon with a 24 MiB dir pool `tiny` on a tmpfs of its own, which is unmounted after
+/// the daemon is gone (bindings drop last first).
+fn tiny_pool() -> (sysc_tests::Tmpfs, Daemon) {
     let small = sysc_tests::Tmpfs::mount("24m");
     let d = Daemon::start();
     let source = format!("source={}", small.path().display());
     d.ok(&["storage", "create", "tiny", "dir", &source]);
+    (small, d)
+}
+
+#[test]
+fn a_container_that_fills_its_pool_stays_supervised() {
+    let (_small, d) = tiny_pool();
     d.ok(&["launch", "busybox", "c1", "--storage", "tiny"]);
     let pid = d.container("c1")["pid"].clone();
     // The guest fills its disk, then prints to its console: the console log and the
@@ -167,10 +174,7 @@ fn a_container_that_fills_its_pool_stays_supervised() {
 
 #[test]
 fn a_rename_on_a_full_pool_fails_whole() {
-    let small = sysc_tests::Tmpfs::mount("24m");
-    let d = Daemon::start();
-    let source = format!("source={}", small.path().display());
-    d.ok(&["storage", "create", "tiny", "dir", &source]);
+    let (small, d) = tiny_pool();
     d.ok(&["create", "busybox", "c1", "--storage", "tiny"]);
     let filler = small.join("filler");
     let mut file = std::fs::File::create(&filler).unwrap();

@@ -20,14 +20,10 @@ impl Manager {
                     "container {name} is running; stop it first or use --force"
                 )));
             }
-            _ => match self.stop_locked(&record, true, std::time::Duration::ZERO).await {
-                Ok(_) => {}
-                // Ended by the kill of lock_forcing just now.
-                Err(Error::FailedPrecondition(_)) if killed => {
-                    self.collect_exit(name).await?;
-                }
-                Err(e) => return Err(e),
-            },
+            _ => {
+                self.stop_after_forcing(&record, killed, true, std::time::Duration::ZERO)
+                    .await?;
+            }
         }
         record.status = RecordStatus::Deleting;
         self.db.put_container(&record)?;

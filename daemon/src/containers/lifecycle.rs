@@ -93,15 +93,25 @@ impl Manager {
     pub async fn stop(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
         let (_guard, killed) = self.lock_forcing(name, force).await?;
         let record = self.record(name)?;
-        match self.stop_locked(&record, force, timeout).await {
-            Ok(_) => {}
-            // Ended by our kill, and collected by whoever held the lock, or now.
-            Err(Error::FailedPrecondition(_)) if killed => {
-                self.collect_exit(name).await?;
-            }
-            Err(e) => return Err(e),
-        }
+        self.stop_after_forcing(&record, killed, force, timeout).await?;
         Ok(self.view_of(record).await)
+    }
+
+    /// stop_locked, where the kill of lock_forcing (`killed`) may already have ended the
+    /// container: then it is collected (if whoever held the lock has not) rather than
+    /// reported as not running.
+    pub(super) async fn stop_after_forcing(
+        &self,
+        record: &ContainerRecord,
+        killed: bool,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        match self.stop_locked(record, force, timeout).await {
+            Ok(_) => Ok(()),
+            Err(Error::FailedPrecondition(_)) if killed => self.collect_exit(&record.name).await.map(drop),
+            Err(e) => Err(e),
+        }
     }
 
     /// The container's lock for a stop or delete. With `force`, if another operation holds
