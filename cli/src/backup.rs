@@ -13,7 +13,6 @@ use sysc_proto::v1::{
     self as pb, Container, ExportRequest, ImportHeader, ImportRequest, export_response, import_request,
 };
 use tempfile::NamedTempFile;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -21,7 +20,7 @@ use tonic::transport::Channel;
 
 use crate::connect::{os_message, rpc_error};
 use crate::format;
-use crate::landing::{Landing, landing};
+use crate::landing::{Landing, landing, unless_interrupted};
 use crate::progress::Transfer;
 
 /// The FILE that means stdout for export and stdin for import.
@@ -89,23 +88,15 @@ async fn export_to(channel: Channel, options: ExportOptions) -> anyhow::Result<(
         } as i32,
     };
     let progress = Transfer::new(format!("Exporting {}", options.name));
-    // Returning an error drops (and so removes) the partial file, which dying of the
-    // signal would leave behind.
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
     let shown = options.file.display().to_string();
-    let received = async {
+    unless_interrupted(async {
         match &mut out {
             Output::Stdout => receive(channel, request, &mut io::stdout(), "stdout", &progress).await,
             Output::Partial { file, .. } => receive(channel, request, file.as_file_mut(), &shown, &progress).await,
             Output::Into(file) => receive(channel, request, file, &shown, &progress).await,
         }
-    };
-    tokio::select! {
-        received = received => received?,
-        _ = interrupt.recv() => bail!("interrupted"),
-        _ = terminate.recv() => bail!("terminated"),
-    }
+    })
+    .await?;
     match out {
         Output::Partial { file, target } => complete(file, &target),
         Output::Stdout | Output::Into(_) => Ok(()),

@@ -1,6 +1,6 @@
 //! `sysc file` against hostile containers and bad input: symlinks and `..` never lead to
-//! the host, FIFOs and devices are refused without hanging, an interrupted push leaves
-//! no partial file, bad requests change nothing, and a large file streams in constant
+//! the host, FIFOs and devices are refused without hanging, an interrupted push or pull
+//! leaves no partial file, bad requests change nothing, and a large file streams in constant
 //! memory.
 
 use std::io::{Read, Write};
@@ -207,6 +207,49 @@ fn an_interrupted_push_leaves_no_partial_file() {
     let cleaned = wait_until(Duration::from_secs(20), || (temp_files() == 0).then_some(()));
     assert!(cleaned.is_some(), "the temporary file stayed behind");
     assert_eq!(sh(&d, "cat /srv/target; ls -a /srv"), "old\n.\n..\ntarget\n");
+}
+
+#[test]
+fn an_interrupted_pull_leaves_no_partial_file() {
+    let d = busybox();
+    // Sparse inside, so it costs the pool nothing, but 1 GiB of data on the way out.
+    sh(
+        &d,
+        "mkdir -p /srv && dd if=/dev/zero of=/srv/big bs=1 count=0 seek=1073741824 2>/dev/null",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("big");
+    let entries = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    for signal in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+        let client = d
+            .command(&["file", "pull", "c/srv/big", dest.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(client.id() as i32);
+        let arriving = wait_until(Duration::from_secs(20), || {
+            let partial = entries().into_iter().find(|name| name.starts_with(".sysc-pull-"))?;
+            std::fs::metadata(dir.path().join(partial)).ok().filter(|m| m.len() > 0)
+        });
+        assert!(arriving.is_some(), "no partial file appeared: {:?}", entries());
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let out = client.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(entries().is_empty(), "{signal} left {:?}", entries());
+        assert!(!out.status.success(), "{signal}: {err}");
+        let said = if signal == nix::sys::signal::Signal::SIGINT {
+            "interrupted"
+        } else {
+            "terminated"
+        };
+        assert!(err.contains(said), "{signal}: {err}");
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 use super::Target;
 use super::chunks::{CHUNKS_AHEAD, ChunkReader};
 use crate::connect::{os_message, rpc_error};
-use crate::landing::{Landing, landing};
+use crate::landing::{Landing, landing, unless_interrupted};
 use crate::progress::Transfer;
 
 /// The DEST that means stdout.
@@ -47,12 +47,15 @@ pub async fn pull(channel: Channel, options: PullOptions) -> anyhow::Result<()> 
             bail!("{} is not a directory", dest.display());
         }
     }
-    for source in &options.sources {
-        pull_one(channel.clone(), source, &dest, to_stdout, &options)
-            .await
-            .with_context(|| format!("pull {}", source.show()))?;
-    }
-    Ok(())
+    unless_interrupted(async {
+        for source in &options.sources {
+            pull_one(channel.clone(), source, &dest, to_stdout, &options)
+                .await
+                .with_context(|| format!("pull {}", source.show()))?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Starts a pull; the header says what comes.
