@@ -48,6 +48,10 @@ const SEND_BUFFER: usize = 4 << 20;
 /// The longest name a unix socket path may have (sun_path is 108 bytes with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
 
+/// How long a stopping daemon lets calls in progress (a create, a file transfer) finish
+/// before it ends them; an interrupted change is finished or undone at the next start.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct StorageOptions {
     pub driver: DriverChoice,
     pub size_bytes: u64,
@@ -126,21 +130,30 @@ pub async fn run(
     tracing::info!(socket = %settings.socket.display(), root = %settings.root.display(), "serving");
     manager.autostart();
     manager.run_scheduler();
-    // Event streams never end by themselves: end them, or the graceful shutdown waits on them.
+    // Event, exec and console streams never end by themselves: closing the bus ends them,
+    // or the graceful shutdown would wait on them.
     let events = manager.events.bus.clone();
+    let stopping = events.closing();
     let shutdown = async move {
         shutdown.await;
+        tracing::info!("stopping: calls in progress have {} s to finish", STOP_GRACE.as_secs());
         events.close();
     };
-    let served = api_server()
+    let serving = api_server()
         // Every service, health and reflection included, answers only root and group sysc.
         .layer(tonic::service::InterceptorLayer::new(access))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             UnixListenerStream::new(listener).map(|s| s.inspect(large_send_buffer)),
             shutdown,
-        )
-        .await;
+        );
+    let served = tokio::select! {
+        served = serving => served,
+        () = async { stopping.await; tokio::time::sleep(STOP_GRACE).await } => {
+            tracing::warn!("calls still in progress after {} s are cut off", STOP_GRACE.as_secs());
+            Ok(())
+        }
+    };
     let _ = std::fs::remove_file(&settings.socket);
     db.flush().await?;
     served.map_err(|e| Error::internal("serve the API", e))?;

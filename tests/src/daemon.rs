@@ -296,15 +296,20 @@ impl Daemon {
 
     /// A clean SIGTERM stop of the daemon.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) of our own child by its PID.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let stopped = wait_until(Duration::from_secs(20), || child.try_wait().ok().flatten());
-            if stopped.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        self.stop_within(Duration::from_secs(20));
+    }
+
+    /// SIGTERM to the daemon; how it exited if it did so within `limit` (else it is killed).
+    pub fn stop_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) of our own child by its PID.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let stopped = wait_until(limit, || child.try_wait().ok().flatten());
+        if stopped.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        stopped
     }
 
     pub fn restart(&mut self) {

@@ -1,5 +1,6 @@
 //! The daemon can die or restart at any time; containers don't notice.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use sysc_tests::{Daemon, binary, in_container, wait_until};
@@ -72,6 +73,39 @@ fn a_clean_daemon_stop_leaves_containers_running() {
     d.restart();
     assert_eq!(d.init_pid("b1"), pid);
     assert_eq!(d.state("b1"), "RUNNING");
+}
+
+#[test]
+fn a_clean_daemon_stop_ends_exec_sessions_rather_than_wait_for_them() {
+    let mut d = Daemon::start();
+    d.ok(&["launch", "busybox", "b1"]);
+    let session = d
+        .command(&["exec", "b1", "--", "sleep", "600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = wait_until(Duration::from_secs(20), || {
+        d.ok(&["exec", "b1", "--", "ps"]).contains("sleep 600").then_some(())
+    });
+    assert!(running.is_some(), "the exec'd command never ran");
+
+    let stopped = d.stop_within(Duration::from_secs(10));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "syscd did not stop cleanly: {stopped:?}"
+    );
+    let out = session.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("syscd is stopping"), "{err}");
+    d.start_again();
+    assert_eq!(d.state("b1"), "RUNNING");
+    // Like a dropped connection: nobody is left to see its output, so the command is ended.
+    let ended = wait_until(Duration::from_secs(10), || {
+        (!d.ok(&["exec", "b1", "--", "ps"]).contains("sleep 600")).then_some(())
+    });
+    assert!(ended.is_some(), "the session's command kept running");
 }
 
 #[test]

@@ -1,23 +1,23 @@
 //! The Console stream: bytes typed by the client go to the container's console, what
 //! the console shows comes back, until either side ends.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use sysc_proto::v1 as pb;
 use sysc_proto::v1::console_request::Request as In;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::convert;
+use super::stopping::{Session, until_stopping};
 use crate::containers::Manager;
 
-pub type ConsoleStream = Pin<Box<dyn Stream<Item = Result<pb::ConsoleResponse, Status>> + Send>>;
+pub type ConsoleStream = Session<pb::ConsoleResponse>;
 
 pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ConsoleRequest>) -> Result<ConsoleStream, Status> {
+    let bus = manager.events.bus.clone();
     let Some(pb::ConsoleRequest {
         request: Some(In::Attach(attach)),
     }) = input.message().await?
@@ -68,5 +68,5 @@ pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ConsoleReques
         }
         typing.abort();
     });
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    Ok(until_stopping(ReceiverStream::new(rx), &bus))
 }

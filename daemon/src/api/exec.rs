@@ -3,7 +3,6 @@
 //! everything it started) with it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,17 +13,17 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::convert;
+use super::stopping::{Session, until_stopping};
 use crate::containers::{ExecIo, ExecParams, ExecSession, Manager};
 use crate::exec::WindowSize;
 use crate::exec::messages::{FromHelper, ToHelper};
 use crate::monitor::protocol::ExitRecord;
 
-pub type ExecStream = Pin<Box<dyn Stream<Item = Result<pb::ExecResponse, Status>> + Send>>;
+pub type ExecStream = Session<pb::ExecResponse>;
 type Sender = mpsc::Sender<Result<pb::ExecResponse, Status>>;
 
 /// After the command exits, output still in flight is passed on until its pipes close
@@ -36,6 +35,7 @@ const CHUNK: usize = 1 << 20;
 const PTY_CHUNK: usize = 64 * 1024;
 
 pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ExecRequest>) -> Result<ExecStream, Status> {
+    let bus = manager.events.bus.clone();
     let Some(pb::ExecRequest {
         request: Some(In::Start(start)),
     }) = input.message().await?
@@ -64,7 +64,7 @@ pub async fn serve(manager: Arc<Manager>, mut input: Streaming<pb::ExecRequest>)
         }))
         .await;
     tokio::spawn(relay(session, input, tx));
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    Ok(until_stopping(ReceiverStream::new(rx), &bus))
 }
 
 /// Where client input goes.

@@ -15,6 +15,7 @@ pub mod peer_access;
 mod server;
 mod snapshots;
 mod status;
+mod stopping;
 mod storage;
 mod trust;
 

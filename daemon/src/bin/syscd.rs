@@ -1,6 +1,7 @@
 //! syscd: the sysc daemon.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -158,7 +159,11 @@ fn main() -> anyhow::Result<()> {
         name: args.network.clone(),
         address: args.network_address.clone(),
     });
-    runtime.block_on(server::run(settings, storage, default_network, shutdown_signal()))?;
+    let served = runtime.block_on(server::run(settings, storage, default_network, shutdown_signal()));
+    // A blocking task a cut-off call left (a copy, a helper's pipe) must not keep the
+    // process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
     Ok(())
 }
 

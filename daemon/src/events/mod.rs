@@ -107,6 +107,18 @@ impl EventBus {
         self.closed.send_replace(true);
     }
 
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Completes when the bus is closed: when the daemon stops.
+    pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closed = self.closed.subscribe();
+        async move {
+            let _ = closed.wait_for(|closed| *closed).await;
+        }
+    }
+
     /// Tells every listener; nobody listening is fine.
     pub fn send(&self, event: Event) {
         let _ = self.sender.send(event);
