@@ -17,4 +17,4 @@ pub use fleet::{Fleet, FleetHost};
 pub use grpc::channel;
 pub use host::{in_container, is_mounted, proc_status_field, wait_until};
 pub use pty::Terminal;
-pub use scratch::Tmpfs;
+pub use scratch::{LoopBtrfs, Tmpfs};

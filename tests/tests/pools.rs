@@ -79,10 +79,10 @@ fn a_loop_file_btrfs_pool_holds_its_own_images_and_containers() {
 
 #[test]
 fn a_btrfs_pool_on_an_existing_btrfs_mount_and_bad_requests() {
+    // Declared before the daemon so it is unmounted after the daemon is gone.
+    let btrfs = sysc_tests::LoopBtrfs::mount(160);
     let d = Daemon::start();
-    // The default pool is a btrfs mount: a directory on it is a valid source.
-    let source = d.pool_dir().join("elsewhere");
-    std::fs::create_dir(&source).unwrap();
+    let source = btrfs.path();
     let spec = format!("source={}", source.display());
     d.ok(&["storage", "create", "onbtrfs", "btrfs", &spec]);
     d.ok(&["create", "busybox", "c1", "-s", "onbtrfs"]);
@@ -92,6 +92,18 @@ fn a_btrfs_pool_on_an_existing_btrfs_mount_and_bad_requests() {
 
     let not_btrfs = tempfile::tempdir_in("/tmp").unwrap();
     let bad_source = format!("source={}", not_btrfs.path().display());
+    // Sources that would share files with another pool or with the daemon's own state.
+    let source_of = |path: &std::path::Path| format!("source={}", path.display());
+    let same = source_of(&source);
+    let inside = source.join("containers/c1/rootfs");
+    let inside = source_of(&inside);
+    let default_pool = source_of(&d.pool_dir());
+    let below_root = d.root.join("spare");
+    std::fs::create_dir(&below_root).unwrap();
+    let below_root = source_of(&below_root);
+    let full = tempfile::tempdir_in("/tmp").unwrap();
+    std::fs::write(full.path().join("keep"), "x").unwrap();
+    let full = source_of(full.path());
     for (args, wanted) in [
         (vec!["storage", "create", "onbtrfs", "dir"], "already exists"),
         (vec!["storage", "create", "tiny", "btrfs", "size=1MiB"], "minimum"),
@@ -108,6 +120,27 @@ fn a_btrfs_pool_on_an_existing_btrfs_mount_and_bad_requests() {
             vec!["storage", "create", "odd", "dir", "source=relative/path"],
             "not an absolute path",
         ),
+        (
+            vec!["storage", "create", "odd", "dir", &same],
+            "overlaps storage pool onbtrfs",
+        ),
+        (
+            vec!["storage", "create", "odd", "btrfs", &same],
+            "overlaps storage pool onbtrfs",
+        ),
+        (
+            vec!["storage", "create", "odd", "dir", &inside],
+            "overlaps storage pool onbtrfs",
+        ),
+        (
+            vec!["storage", "create", "odd", "dir", &default_pool],
+            "overlaps syscd's root",
+        ),
+        (
+            vec!["storage", "create", "odd", "dir", &below_root],
+            "overlaps syscd's root",
+        ),
+        (vec!["storage", "create", "odd", "dir", &full], "is not empty"),
         (vec!["storage", "create", "odd", "dir", "size=1GiB"], "size"),
         (
             vec!["storage", "create", "Bad_Name", "dir"],
@@ -135,6 +168,9 @@ fn a_btrfs_pool_on_an_existing_btrfs_mount_and_bad_requests() {
     d.ok(&["storage", "delete", "onbtrfs"]);
     assert!(source.exists(), "a source directory stays");
     assert!(!source.join("containers").exists());
+    // Emptied again, it can hold a pool again.
+    d.ok(&["storage", "create", "again", "btrfs", &spec]);
+    d.ok(&["storage", "delete", "again"]);
 }
 
 /// A daemon with a 24 MiB dir pool `tiny` on a tmpfs of its own, which is unmounted after

@@ -116,6 +116,7 @@ impl Pools {
         let source = config.get("source").map(PathBuf::from);
         if let Some(source) = &source {
             check_source(source, driver)?;
+            self.check_source_apart(source)?;
         }
         let mut record = PoolRecord {
             name: name.to_string(),
@@ -170,6 +171,41 @@ impl Pools {
             }
         }
         Ok(record)
+    }
+
+    /// Like Incus: a source is an empty directory outside the daemon's root and apart from
+    /// every other pool, so that no two pools, nor a pool and the daemon's own state, can
+    /// share a file (deleting a container in one would delete another's).
+    fn check_source_apart(&self, source: &Path) -> Result<()> {
+        let shown = source.display();
+        let real = canonical(source)?;
+        let root = canonical(&self.root)?;
+        if real.starts_with(&root) || root.starts_with(&real) {
+            return Err(Error::InvalidArgument(format!(
+                "storage pool option source: {shown} overlaps syscd's root {}",
+                self.root.display()
+            )));
+        }
+        for other in self.db.pools()? {
+            let Ok(other_root) = std::fs::canonicalize(pool_root(&self.root, &other)) else {
+                continue;
+            };
+            if real.starts_with(&other_root) || other_root.starts_with(&real) {
+                return Err(Error::InvalidArgument(format!(
+                    "storage pool option source: {shown} overlaps storage pool {} at {}",
+                    other.name,
+                    other_root.display()
+                )));
+            }
+        }
+        let mut entries =
+            std::fs::read_dir(&real).map_err(|e| Error::internal(format!("read directory {shown}"), e))?;
+        if entries.next().is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "storage pool option source: {shown} is not empty"
+            )));
+        }
+        Ok(())
     }
 
     /// Deletes a pool nothing uses; the images cached in it go with it.
@@ -265,6 +301,10 @@ fn check_source(source: &Path, driver: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|e| Error::internal(format!("resolve {}", path.display()), e))
 }
 
 /// Makes what backs a planned pool (a formatted loop file); undone if it fails.
