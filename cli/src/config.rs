@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sysc_proto::v1::containers_client::ContainersClient;
 use sysc_proto::v1::server_client::ServerClient;
-use sysc_proto::v1::{ConfigKey, ConfigKeysRequest, GetRequest, UpdateConfigRequest};
+use sysc_proto::v1::{ConfigKey, ConfigKeysRequest, ConfigMap, GetRequest, UpdateConfigRequest};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -60,6 +60,7 @@ pub async fn set(channel: Channel, name: String, values: BTreeMap<String, String
             set: values.into_iter().collect(),
             unset: Vec::new(),
             replace: false,
+            if_unchanged: None,
         },
     )
     .await
@@ -75,6 +76,7 @@ pub async fn unset(channel: Channel, name: String, mut keys: Vec<String>) -> any
             set: Default::default(),
             unset: keys,
             replace: false,
+            if_unchanged: None,
         },
     )
     .await
@@ -202,7 +204,43 @@ fn plan_update(
             .collect(),
         unset: Vec::new(),
         replace: true,
+        if_unchanged: Some(ConfigMap {
+            config: original.clone().into_iter().collect(),
+        }),
     })
+}
+
+/// The edit replayed on a configuration that changed while the editor was open: every key
+/// the user changed (set, altered or removed) takes their value, every other key the
+/// current one. Keys both sides changed, differently, are the conflicts returned instead.
+fn rebase(
+    original: &BTreeMap<String, String>,
+    edited: &BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, Vec<String>> {
+    let keys: std::collections::BTreeSet<&String> =
+        original.keys().chain(edited.keys()).chain(current.keys()).collect();
+    let mut merged = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for key in keys {
+        let (was, mine, theirs) = (original.get(key), edited.get(key), current.get(key));
+        let value = if mine == was {
+            theirs
+        } else if theirs == was || theirs == mine {
+            mine
+        } else {
+            conflicts.push(key.clone());
+            continue;
+        };
+        if let Some(value) = value {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(merged)
+    } else {
+        Err(conflicts)
+    }
 }
 
 /// Refusals of what the user wrote, which another round in the editor can fix; anything else
@@ -248,14 +286,7 @@ impl EditSession {
 pub async fn edit(channel: Channel, name: String, session: EditSession) -> anyhow::Result<ExitCode> {
     let EditSession { editor, interactive } = session;
     let mut client = ContainersClient::new(channel);
-    let original: BTreeMap<String, String> = client
-        .get(GetRequest { name: name.clone() })
-        .await
-        .map_err(rpc_error)?
-        .into_inner()
-        .config
-        .into_iter()
-        .collect();
+    let mut original = read_config(&mut client, &name).await?;
     let file = tempfile::Builder::new()
         .prefix(&format!("sysc-config-{name}-"))
         .suffix(".yaml")
@@ -278,13 +309,31 @@ pub async fn edit(channel: Channel, name: String, session: EditSession) -> anyho
 
         let problem = match parse_document(&edited) {
             Err(err) => err,
-            Ok(config) => match plan_update(&name, &original, &config) {
-                None => return Ok(ExitCode::SUCCESS),
-                Some(request) => match client.update_config(request).await {
+            Ok(mut config) => loop {
+                let Some(request) = plan_update(&name, &original, &config) else {
+                    return Ok(ExitCode::SUCCESS);
+                };
+                match client.update_config(request).await {
                     Ok(_) => return Ok(ExitCode::SUCCESS),
-                    Err(status) if is_refusal(&status) => rpc_error(status),
+                    // Changed since it was read: the edit is replayed on what is there now.
+                    Err(status) if status.code() == Code::Aborted => {
+                        let current = read_config(&mut client, &name).await?;
+                        let rebased = rebase(&original, &config, &current);
+                        original = current;
+                        match rebased {
+                            Ok(merged) => config = merged,
+                            Err(conflicts) => {
+                                let again = if interactive { "; save again to set yours" } else { "" };
+                                break anyhow!(
+                                    "{} changed in container {name} while it was being edited{again}",
+                                    conflicts.join(", ")
+                                );
+                            }
+                        }
+                    }
+                    Err(status) if is_refusal(&status) => break rpc_error(status),
                     Err(status) => return Err(rpc_error(status)),
-                },
+                }
             },
         };
         if !interactive {
@@ -305,6 +354,15 @@ pub async fn edit(channel: Channel, name: String, session: EditSession) -> anyho
             }
         }
     }
+}
+
+async fn read_config(client: &mut ContainersClient<Channel>, name: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let container = client
+        .get(GetRequest { name: name.to_string() })
+        .await
+        .map_err(rpc_error)?
+        .into_inner();
+    Ok(container.config.into_iter().collect())
 }
 
 enum Answer {
@@ -588,6 +646,30 @@ mod tests {
         .unwrap();
         assert_eq!(request.set.len(), 1);
         assert_eq!(request.set.get("volatile.new").map(String::as_str), Some("x"));
+    }
+
+    #[test]
+    fn an_edit_is_replayed_on_changes_made_meanwhile() {
+        let original = map(&[("a", "1"), ("b", "1"), ("c", "1")]);
+        // The user sets a, removes b and adds d; meanwhile c was changed and e set.
+        let edited = map(&[("a", "2"), ("c", "1"), ("d", "1")]);
+        let current = map(&[("a", "1"), ("b", "1"), ("c", "9"), ("e", "1")]);
+        assert_eq!(
+            rebase(&original, &edited, &current),
+            Ok(map(&[("a", "2"), ("c", "9"), ("d", "1"), ("e", "1")]))
+        );
+        // The same change on both sides is no conflict; a removal meanwhile stays.
+        let current = map(&[("a", "2"), ("c", "1")]);
+        assert_eq!(
+            rebase(&original, &edited, &current),
+            Ok(map(&[("a", "2"), ("c", "1"), ("d", "1")]))
+        );
+        // Different changes to one key are.
+        let current = map(&[("a", "3"), ("b", "1"), ("c", "1"), ("d", "2")]);
+        assert_eq!(
+            rebase(&original, &edited, &current),
+            Err(vec!["a".to_string(), "d".to_string()])
+        );
     }
 
     #[test]

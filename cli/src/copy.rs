@@ -172,6 +172,7 @@ async fn make_new_machine(target: &Channel, name: &str, config: &[(String, Strin
                 set: config.iter().cloned().collect(),
                 unset: Vec::new(),
                 replace: false,
+                if_unchanged: None,
             })
             .await
             .map_err(rpc_error)?;

@@ -11,6 +11,9 @@ pub enum Error {
     InvalidArgument(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// What the request was based on changed meanwhile: read again and retry.
+    #[error("{0}")]
+    Aborted(String),
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]

@@ -338,6 +338,30 @@ fn config_show_edit_and_keys() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
     assert_eq!(d.ok(&["config", "show", "c"]), show);
 
+    // A change made while the editor is open is kept, not undone by the edit's save.
+    let sysc = sysc_tests::binary("sysc");
+    let meanwhile = |set: &str, edit: &str| {
+        format!(
+            "sh -c '{} config set c {set} && sed -i {edit} \"$1\"' editor",
+            sysc.display()
+        )
+    };
+    let out = edit(&meanwhile("boot.autostart=true", "s/96MiB/128MiB/"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let show = d.ok(&["config", "show", "c"]);
+    assert!(
+        show.contains("limits.memory: 128MiB") && show.contains("boot.autostart: 'true'"),
+        "{show}"
+    );
+    // When both changed one key, the edit is refused and the other change stays.
+    let out = edit(&meanwhile("limits.memory=200MiB", "s/128MiB/160MiB/"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("limits.memory changed in container c while it was being edited"),
+        "{err}"
+    );
+    assert!(d.ok(&["config", "show", "c"]).contains("limits.memory: 200MiB"));
+
     let keys = d.ok(&["config", "keys"]);
     for key in [
         "limits.memory",

@@ -169,6 +169,7 @@ impl Containers for ContainersService {
                 request.set.into_iter().collect(),
                 request.unset,
                 request.replace,
+                request.if_unchanged.map(|read| read.config.into_iter().collect()),
             )
             .await?;
         Ok(Response::new(convert::container(view)))

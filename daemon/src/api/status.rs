@@ -12,6 +12,7 @@ impl From<Error> for Status {
             Error::AlreadyExists(_) => Status::already_exists(message),
             Error::InvalidArgument(_) => Status::invalid_argument(message),
             Error::FailedPrecondition(_) => Status::failed_precondition(message),
+            Error::Aborted(_) => Status::aborted(message),
             Error::Internal(_) | Error::Storage(_) | Error::Db(_) => {
                 tracing::error!("{message}");
                 Status::internal(message)

@@ -17,10 +17,18 @@ impl Manager {
         set: BTreeMap<String, String>,
         unset: Vec<String>,
         replace: bool,
+        if_unchanged: Option<BTreeMap<String, String>>,
     ) -> Result<ContainerView> {
         let _guard = self.locks.lock(name).await;
         let mut record = self.record(name)?;
         let old = record.config.clone();
+        if let Some(read) = if_unchanged
+            && user_keys(&read) != user_keys(&old)
+        {
+            return Err(Error::Aborted(format!(
+                "the configuration of container {name} changed since it was read"
+            )));
+        }
         let mut config = old.clone();
         if replace {
             config.retain(|key, _| key.starts_with(VOLATILE_PREFIX));
@@ -91,6 +99,14 @@ impl Manager {
         .await
         .map_err(|e| Error::internal("limits task", e))?
     }
+}
+
+/// The keys a user sets; volatile.* ones are the daemon's and change under it at will.
+fn user_keys(config: &BTreeMap<String, String>) -> BTreeMap<&String, &String> {
+    config
+        .iter()
+        .filter(|(key, _)| !key.starts_with(VOLATILE_PREFIX))
+        .collect()
 }
 
 fn human(bytes: u64) -> String {
