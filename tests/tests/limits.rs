@@ -303,6 +303,34 @@ fn bad_limits_are_refused_and_change_nothing() {
 }
 
 #[test]
+fn a_lower_memory_limit_does_not_count_page_cache() {
+    let d = Daemon::start();
+    d.ok(&["launch", "busybox", "c", "-c", "limits.memory=256MiB"]);
+    // File data goes through the page cache, charged to the container, but the kernel
+    // drops it rather than fail a lower limit.
+    d.ok(&[
+        "exec",
+        "c",
+        "--",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/cache.bin bs=1M count=96 2>/dev/null && sync",
+    ]);
+    let charged: u64 = d.cgroup_value("memory", "c", "memory.usage_in_bytes").parse().unwrap();
+    assert!(charged > 64 * MIB, "the file's pages were not charged: {charged}");
+    d.ok(&["config", "set", "c", "limits.memory", "48MiB"]);
+    assert_eq!(
+        d.cgroup_value("memory", "c", "memory.limit_in_bytes"),
+        (48 * MIB).to_string()
+    );
+    assert_eq!(d.state("c"), "RUNNING");
+    assert_eq!(
+        d.ok(&["exec", "c", "--", "wc", "-c", "/cache.bin"]),
+        "100663296 /cache.bin\n"
+    );
+}
+
+#[test]
 fn config_show_edit_and_keys() {
     let d = Daemon::start();
     d.ok(&[

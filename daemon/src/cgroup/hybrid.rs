@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::files::{
-    FREEZE_TIMEOUT, chown, kill_unified, mkdir, procs_recursive, read, read_u64, rmdir_if_unused, rmdir_tree,
-    wait_empty, wait_for, write,
+    FREEZE_TIMEOUT, chown, kill_unified, mkdir, procs_recursive, read, read_field, read_u64, rmdir_if_unused,
+    rmdir_tree, wait_empty, wait_for, write,
 };
 use super::unified::create_delegated;
 use super::{CgroupConfig, CgroupDriver, CgroupError, Limits, Owner, Placement, Result, Usage};
@@ -230,6 +230,8 @@ impl CgroupDriver for Hybrid {
         let memory = self.controller_dir("memory", name)?;
         Ok(Usage {
             memory_bytes: read_u64(&memory.join("memory.usage_in_bytes"))?,
+            // The hierarchy's own total: memory.usage_in_bytes counts the children too.
+            memory_reclaimable_bytes: read_field(&memory.join("memory.stat"), "total_inactive_file").unwrap_or(0),
             memory_peak_bytes: read_u64(&memory.join("memory.max_usage_in_bytes"))?,
             cpu_nanoseconds: read_u64(&self.controller_dir("cpuacct", name)?.join("cpuacct.usage"))?,
             processes: read_u64(&self.controller_dir("pids", name)?.join("pids.current"))?,

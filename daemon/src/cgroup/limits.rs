@@ -35,6 +35,14 @@ impl Default for Limits {
     }
 }
 
+impl Usage {
+    /// What a memory limit cannot go below: the usage that is not easily reclaimed
+    /// (the "working set" of other container tools).
+    pub fn memory_in_use(&self) -> u64 {
+        self.memory_bytes.saturating_sub(self.memory_reclaimable_bytes)
+    }
+}
+
 impl Limits {
     /// cgroup v1's cpu.shares for the same weight.
     pub fn cpu_shares(&self) -> u64 {
@@ -46,6 +54,9 @@ impl Limits {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub memory_bytes: u64,
+    /// Of `memory_bytes`, page cache nobody has touched lately (inactive_file), which the
+    /// kernel drops before it would fail a lower limit.
+    pub memory_reclaimable_bytes: u64,
     pub memory_peak_bytes: u64,
     pub cpu_nanoseconds: u64,
     pub processes: u64,

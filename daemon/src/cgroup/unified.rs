@@ -159,6 +159,7 @@ impl CgroupDriver for Unified {
         };
         Ok(Usage {
             memory_bytes: optional("memory.current"),
+            memory_reclaimable_bytes: read_field(&dir.join("memory.stat"), "inactive_file").unwrap_or(0),
             memory_peak_bytes: optional("memory.peak"),
             cpu_nanoseconds: read_field(&dir.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000,
             processes,
@@ -303,9 +304,16 @@ mod tests {
         assert!(!driver.is_frozen("c1"));
 
         fs::write(container.join("memory.current"), "1048576\n").unwrap();
+        fs::write(
+            container.join("memory.stat"),
+            "anon 8192\nactive_file 4096\ninactive_file 65536\n",
+        )
+        .unwrap();
         fs::write(container.join("pids.current"), "7\n").unwrap();
         let usage = driver.usage("c1").unwrap();
         assert_eq!(usage.memory_bytes, 1 << 20);
+        assert_eq!(usage.memory_reclaimable_bytes, 65536);
+        assert_eq!(usage.memory_in_use(), (1 << 20) - 65536);
         assert_eq!(usage.processes, 7);
         assert_eq!(usage.cpu_nanoseconds, 1_500_000);
         assert_eq!(driver.available_cpus().unwrap(), "0-3");

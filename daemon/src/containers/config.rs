@@ -83,12 +83,12 @@ impl Manager {
             if let Some(memory) = limits.memory
                 && Some(memory) != previous.memory
                 && let Ok(usage) = driver.usage(&name)
-                && usage.memory_bytes > memory
+                && usage.memory_in_use() > memory
             {
                 return Err(Error::InvalidArgument(format!(
                     "config key limits.memory: {} is below what {name} uses now ({}); free memory in the container first",
                     human(memory),
-                    human(usage.memory_bytes)
+                    human(usage.memory_in_use())
                 )));
             }
             driver.apply(&name, &limits).map_err(|e| {
