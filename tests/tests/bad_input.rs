@@ -91,6 +91,13 @@ fn duplicates_unknowns_and_wrong_states_are_refused() {
     assert!(err.contains("boot.autostart"), "{err}");
     let err = d.fails(&["create", "busybox", "c3", "-c", "volatile.idmap.base=5"]);
     assert!(err.contains("set by the daemon"), "{err}");
+    // Releases and architectures reach the template's command line and cache paths.
+    let err = d.fails(&["create", "busybox", "c3", "--release", "../../x"]);
+    assert!(err.contains("invalid release \"../../x\""), "{err}");
+    let err = d.fails(&["create", "busybox", "c3", "--arch", "arm64"]);
+    assert!(err.contains("architecture \"arm64\" does not run on this"), "{err}");
+    let err = d.fails(&["create", "busybox", "c3", "--arch", "i386"]);
+    assert!(err.contains("builds from the host's busybox"), "{err}");
     let err = d.fails(&["image", "delete", "zz"]);
     assert!(err.contains("invalid image fingerprint"), "{err}");
     let err = d.fails(&["image", "delete", "abcdef"]);

@@ -54,16 +54,13 @@ impl Manager {
         super::security::policy(&config)?;
         let devices = self.devices_for_create(&params.network)?;
         let template = self.images.template(&params.template)?;
+        crate::images::check_release(&params.release)?;
+        let arch = crate::images::resolve_arch(&params.arch, &crate::images::host_arch())?;
         let name = params.name.clone();
         let _guard = self.locks.lock(&name).await;
         if self.db.container(&name)?.is_some() {
             return Err(Error::AlreadyExists(format!("container {name} already exists")));
         }
-        let arch = if params.arch.is_empty() {
-            crate::images::host_arch()
-        } else {
-            params.arch.clone()
-        };
         let pool = if params.pool.is_empty() {
             crate::storage::DEFAULT_POOL.to_string()
         } else {

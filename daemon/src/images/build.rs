@@ -34,7 +34,7 @@ pub async fn run_template(
         command.arg("--release").arg(release);
     }
     if !arch.is_empty() && arch != host_arch() {
-        command.arg("--arch").arg(arch);
+        command.arg("--arch").arg(super::platform::debian_name(arch));
     }
     command
         .env("SYSC_CACHE", cache_dir)

@@ -2,6 +2,7 @@
 //! the second container from the same template is a clone, not another template run.
 
 mod build;
+mod platform;
 mod templates;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 pub use build::host_arch;
+pub use platform::{check_release, resolve_arch};
 pub use templates::Template;
 
 use crate::db::{Db, ImageRecord};
