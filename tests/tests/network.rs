@@ -323,6 +323,22 @@ fn more_networks_static_addresses_and_no_network() {
         &format!("ipv4.address={gw1}"),
     ]);
     assert!(error.contains("gateway"), "{error}");
+    // So is an address a running container holds by DHCP: dnsmasq would give it to one.
+    d.ok(&["launch", "busybox", "four"]);
+    let leased = wait_for_address(&d, "four");
+    let error = d.fails(&[
+        "config",
+        "device",
+        "set",
+        "three",
+        "eth0",
+        &format!("ipv4.address={leased}"),
+    ]);
+    assert!(
+        error.contains(&format!("ipv4.address {leased} is leased to four now")),
+        "{error}"
+    );
+    d.ok(&["delete", "--force", "four"]);
 
     // A network in use can't go; once unused it goes with its table, bridge and dnsmasq.
     let dnsmasq = network(&d, &second)["dnsmasq_pid"].as_i64().unwrap();

@@ -166,6 +166,12 @@ impl Manager {
             return Ok(());
         };
         settings.gateway.check_host(address)?;
+        let mac = record.config.get(&nic::hwaddr_key(device)).map_or("", String::as_str);
+        if let Some(holder) = self.networks.leased_to_another(&nic.network, address, mac) {
+            return Err(Error::FailedPrecondition(format!(
+                "nic device {device}: ipv4.address {address} is leased to {holder} now"
+            )));
+        }
         for container in self.db.containers()? {
             for (other, other_nic) in nic_devices(&container.devices) {
                 let same = container.name == record.name && other == device;

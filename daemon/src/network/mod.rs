@@ -400,6 +400,11 @@ impl Networks {
         Ok(reserved)
     }
 
+    /// Who holds `address` on `network` by a lease now, if not `mac`.
+    pub fn leased_to_another(&self, network: &str, address: std::net::Ipv4Addr, mac: &str) -> Option<String> {
+        reservations::leased_to_another(&self.paths(network), address, mac)
+    }
+
     /// Forgets a host entry and ends the MAC's leases.
     pub async fn forget_host(&self, network: &str, file: &str, mac: &str) {
         let paths = self.paths(network);

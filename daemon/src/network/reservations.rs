@@ -27,7 +27,15 @@ pub struct Request<'a> {
 /// network.
 pub fn reserve(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ipv4Addr, NetworkError> {
     let address = match request.address {
-        Some(address) => address,
+        Some(address) => {
+            if let Some(holder) = leased_to_another(paths, address, request.mac) {
+                return Err(NetworkError::Conflict(format!(
+                    "ipv4.address {address} of {} is leased to {holder} now",
+                    request.hostname
+                )));
+            }
+            address
+        }
         None => pick(paths, gateway, request)?,
     };
     let line = dnsmasq::host_line(request.mac, address, request.hostname);
@@ -35,6 +43,28 @@ pub fn reserve(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ip
         dnsmasq::reload(paths);
     }
     Ok(address)
+}
+
+/// Who holds `address` by a lease that has not run out, if not `mac`: a running
+/// container's dynamic address (a stopped container's lease is released). dnsmasq would
+/// not hand it to a second MAC, which would be left without an address.
+pub fn leased_to_another(paths: &Paths, address: Ipv4Addr, mac: &str) -> Option<String> {
+    let now = crate::time::now_ms() / 1000;
+    dnsmasq::leases(paths)
+        .into_iter()
+        .find(|lease| {
+            lease.address == address
+                && !lease.mac.eq_ignore_ascii_case(mac)
+                // 0: a lease that never ends.
+                && (lease.expires_at == 0 || lease.expires_at > now)
+        })
+        .map(|lease| {
+            if lease.hostname.is_empty() {
+                lease.mac
+            } else {
+                lease.hostname
+            }
+        })
 }
 
 /// The nic's previous address if it is still free, else the first free one from a
@@ -155,5 +185,26 @@ mod tests {
         ];
         let picked = reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:00", &statics)).unwrap();
         assert_eq!(picked, Ipv4Addr::new(10, 9, 0, 6));
+    }
+
+    #[test]
+    fn a_static_address_leased_to_another_mac_is_refused() {
+        let (_dir, paths) = scratch();
+        let gateway = Gateway::parse("10.9.0.1/24").unwrap();
+        let later = crate::time::now_ms() / 1000 + 3600;
+        std::fs::write(
+            paths.leases(),
+            format!("{later} 10:66:6a:00:00:09 10.9.0.9 web1 *\n5 10:66:6a:00:00:08 10.9.0.8 gone *\n"),
+        )
+        .unwrap();
+        let wanting = |address: [u8; 4], mac| Request {
+            address: Some(Ipv4Addr::from(address)),
+            ..request("b.eth0", mac, &[])
+        };
+        let err = reserve(&paths, &gateway, &wanting([10, 9, 0, 9], "10:66:6a:00:00:01")).unwrap_err();
+        assert_eq!(err.to_string(), "ipv4.address 10.9.0.9 of b.eth0 is leased to web1 now");
+        // Its own lease, and one that ran out, are no obstacle.
+        reserve(&paths, &gateway, &wanting([10, 9, 0, 9], "10:66:6a:00:00:09")).unwrap();
+        reserve(&paths, &gateway, &wanting([10, 9, 0, 8], "10:66:6a:00:00:01")).unwrap();
     }
 }
