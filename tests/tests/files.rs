@@ -328,6 +328,12 @@ fn trees_round_trip_with_symlinks_odd_names_modes_and_mtimes() {
         ),
         "changed\nnew\n33:34\n33:34\n"
     );
+
+    // A symlink to the tree on the command line names the result, as with cp.
+    let link = dir.path().join("shortcut");
+    symlink(&tree, &link).unwrap();
+    d.ok(&["file", "push", "-r", path(&link), "c/srv/"]);
+    assert_eq!(sh(&d, "cat /srv/shortcut/added; ls /srv"), "new\nshortcut\ntree\n");
 }
 
 #[test]

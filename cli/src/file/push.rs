@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
@@ -144,8 +144,7 @@ async fn push_one(channel: Channel, source: Source, target: &Target, options: &P
             spawn_reader(read_tx, move || send_all(file, &mut writer));
         }
         Source::Tree { path, dir } => {
-            let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-            let name = base_name(canonical.as_os_str().as_bytes()).to_vec();
+            let name = tree_name(&path);
             if name.is_empty() {
                 bail!("{} has no name to give the directory in the container", path.display());
             }
@@ -170,6 +169,17 @@ async fn push_one(channel: Channel, source: Source, target: &Target, options: &P
         }
     }
     send(channel, header, queued, read).await.map(drop)
+}
+
+/// The name a pushed directory gets: the one on the command line, like cp (a symlink to a
+/// directory gives its own name, not its target's); `.` and `..` the directory's own.
+fn tree_name(path: &Path) -> Vec<u8> {
+    let given = base_name(path.as_os_str().as_bytes());
+    if !given.is_empty() && given != b"." && given != b".." {
+        return given.to_vec();
+    }
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    base_name(canonical.as_os_str().as_bytes()).to_vec()
 }
 
 /// Reads on a thread of its own (not spawn_blocking: a read of stdin that never returns
@@ -228,5 +238,27 @@ pub(super) async fn send(
             Err(status) => Err(rpc_error(status)),
         },
         Ok(failure) = failure_rx => Err(failure),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pushed_tree_is_named_as_on_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(tree_name(&link), b"link");
+        assert_eq!(tree_name(&dir.path().join("link/")), b"link");
+        assert_eq!(tree_name(&real.join(".")), b"real");
+        assert_eq!(
+            tree_name(&real.join("..")),
+            base_name(dir.path().canonicalize().unwrap().as_os_str().as_bytes())
+        );
+        assert_eq!(tree_name(Path::new("/")), b"");
     }
 }
