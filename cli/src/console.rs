@@ -19,6 +19,8 @@ use crate::terminal::{self, RawMode, WindowChanges};
 
 /// Ctrl+a, then q: the keys screen and lxc use, rarely needed by what runs on a console.
 const DETACH_PREFIX: u8 = 0x01;
+/// After Ctrl+a, the key that sends a Ctrl+a itself (screen's).
+const LITERAL_PREFIX_KEY: u8 = b'a';
 const DETACH_KEY: u8 = b'q';
 
 /// Requests waiting for the connection; stdin's own read-ahead is what bounds the memory.
@@ -138,7 +140,8 @@ async fn discard_output(responses: &mut Streaming<ConsoleResponse>) {
 }
 
 /// Finds Ctrl+a q in what the user types, however the reads split it, and passes the rest
-/// on: Ctrl+a Ctrl+a sends one Ctrl+a, and Ctrl+a before any other key sends both.
+/// on: Ctrl+a a (as in screen) or Ctrl+a Ctrl+a (as in lxc-console) sends one Ctrl+a, and
+/// Ctrl+a before any other key sends both.
 #[derive(Debug, Default)]
 struct DetachKeys {
     /// A Ctrl+a was the last key, held back until the next one says what it meant.
@@ -160,7 +163,7 @@ impl DetachKeys {
             if mem::take(&mut self.prefix_held) {
                 match byte {
                     DETACH_KEY => return Scanned { input, detach: true },
-                    DETACH_PREFIX => input.push(DETACH_PREFIX),
+                    DETACH_PREFIX | LITERAL_PREFIX_KEY => input.push(DETACH_PREFIX),
                     other => input.extend([DETACH_PREFIX, other]),
                 }
             } else if byte == DETACH_PREFIX {
@@ -255,6 +258,14 @@ mod tests {
         assert_eq!(scan_reads(&[b"\x01\x01q"]), sent(b"\x01q"));
         assert_eq!(scan_reads(&[b"\x01\x01\x01q"]), detached_after(b"\x01"));
         assert_eq!(scan_reads(&[b"\x01\x01\x01\x01"]), sent(b"\x01\x01"));
+    }
+
+    #[test]
+    fn ctrl_a_a_sends_one_ctrl_a() {
+        assert_eq!(scan_reads(&[b"\x01a"]), sent(b"\x01"));
+        assert_eq!(scan_reads(&[b"\x01", b"aa"]), sent(b"\x01a"));
+        assert_eq!(scan_reads(&[b"\x01A"]), sent(b"\x01A"));
+        assert_eq!(scan_reads(&[b"\x01a\x01q"]), detached_after(b"\x01"));
     }
 
     #[test]
