@@ -1,5 +1,7 @@
 //! Per-key async locks: two requests on one container (or one image) run one after
 //! the other, never interleaved; requests on different keys don't wait for each other.
+//! Keys are alike when they differ only in case: container names are DNS names, so the
+//! creation of Web and of web must not both pass the check that the name is free.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,13 +26,14 @@ impl KeyedLocks {
     }
 
     fn entry(&self, key: &str) -> Arc<AsyncMutex<()>> {
+        let key = key.to_ascii_lowercase();
         let mut locks = self.locks.lock().expect("lock table poisoned");
         locks.retain(|_, weak| weak.strong_count() > 0);
-        match locks.get(key).and_then(Weak::upgrade) {
+        match locks.get(&key).and_then(Weak::upgrade) {
             Some(lock) => lock,
             None => {
                 let lock = Arc::new(AsyncMutex::new(()));
-                locks.insert(key.to_string(), Arc::downgrade(&lock));
+                locks.insert(key, Arc::downgrade(&lock));
                 lock
             }
         }
@@ -38,12 +41,12 @@ impl KeyedLocks {
 
     /// Locks several keys in a fixed order, so two callers can't deadlock.
     pub async fn lock_all(&self, keys: &[&str]) -> Vec<Guard> {
-        let mut sorted: Vec<&str> = keys.to_vec();
+        let mut sorted: Vec<String> = keys.iter().map(|key| key.to_ascii_lowercase()).collect();
         sorted.sort_unstable();
         sorted.dedup();
         let mut guards = Vec::with_capacity(sorted.len());
         for key in sorted {
-            guards.push(self.lock(key).await);
+            guards.push(self.lock(&key).await);
         }
         guards
     }
@@ -53,6 +56,17 @@ impl KeyedLocks {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn keys_alike_but_for_case_are_one_lock() {
+        let locks = KeyedLocks::default();
+        let held = locks.try_lock("web").expect("free");
+        assert!(locks.try_lock("Web").is_none());
+        drop(held);
+        // A rename that changes only the case locks its one key once.
+        let guards = tokio::time::timeout(Duration::from_secs(1), locks.lock_all(&["web", "WEB"])).await;
+        assert_eq!(guards.expect("no deadlock").len(), 1);
+    }
 
     #[tokio::test]
     async fn try_lock_fails_only_while_the_key_is_held() {

@@ -67,6 +67,20 @@ fn duplicates_unknowns_and_wrong_states_are_refused() {
 
     let err = d.fails(&["create", "busybox", "c1"]);
     assert!(err.contains("container c1 already exists"), "{err}");
+    // Names are DNS names on the networks: one that differs only in case is taken too.
+    d.ok(&["create", "busybox", "other"]);
+    for verb in [
+        &["create", "busybox", "C1"][..],
+        &["rename", "other", "C1"],
+        &["copy", "other", "C1"],
+    ] {
+        let err = d.fails(verb);
+        assert!(
+            err.contains("container c1 already exists; names must differ by more than case"),
+            "{verb:?}: {err}"
+        );
+    }
+    d.ok(&["delete", "other"]);
     let err = d.fails(&["create", "nosuchtemplate", "c2"]);
     assert!(err.contains("template nosuchtemplate not found"), "{err}");
     for verb in [
@@ -103,6 +117,10 @@ fn duplicates_unknowns_and_wrong_states_are_refused() {
     let err = d.fails(&["image", "delete", "abcdef"]);
     assert!(err.contains("image abcdef not found"), "{err}");
     assert_eq!(snapshot(&d), before);
+
+    // A rename that changes only the case is fine.
+    d.ok(&["rename", "c1", "C1"]);
+    d.ok(&["rename", "C1", "c1"]);
 
     d.ok(&["start", "c1"]);
     let err = d.fails(&["start", "c1"]);

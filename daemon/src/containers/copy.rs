@@ -47,9 +47,10 @@ impl Manager {
         let (source, name) = (params.source.as_str(), params.name.as_str());
         let _guards = self.locks.lock_all(&[source, name]).await;
         let source_record = self.record(source)?;
-        if source == name || self.db.container(name)?.is_some() {
+        if source == name {
             return Err(Error::AlreadyExists(format!("container {name} already exists")));
         }
+        self.check_name_free(name, None)?;
         let from_snapshot = if params.snapshot.is_empty() {
             None
         } else {

@@ -58,9 +58,7 @@ impl Manager {
         let arch = crate::images::resolve_arch(&params.arch, &crate::images::host_arch())?;
         let name = params.name.clone();
         let _guard = self.locks.lock(&name).await;
-        if self.db.container(&name)?.is_some() {
-            return Err(Error::AlreadyExists(format!("container {name} already exists")));
-        }
+        self.check_name_free(&name, None)?;
         let pool = if params.pool.is_empty() {
             crate::storage::DEFAULT_POOL.to_string()
         } else {

@@ -87,9 +87,7 @@ impl Manager {
         }
 
         let _guard = self.locks.lock(&name).await;
-        if self.db.container(&name)?.is_some() {
-            return Err(Error::AlreadyExists(format!("container {name} already exists")));
-        }
+        self.check_name_free(&name, None)?;
         let mut image = backup.container.image.clone();
         image.pool = pool.to_string();
         let devices = self.devices_for_import(&backup.container.devices);

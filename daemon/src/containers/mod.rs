@@ -89,6 +89,25 @@ impl Manager {
     }
 
     /// The record of an existing, complete container.
+    /// Refuses a name a container has, also one that differs only in case: names are DNS
+    /// names on the networks, where Web and web are one. `except` is a container the name
+    /// may match (its own, for a rename that changes only the case).
+    fn check_name_free(&self, name: &str, except: Option<&str>) -> Result<()> {
+        let taken = self
+            .db
+            .containers()?
+            .into_iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name) && Some(c.name.as_str()) != except);
+        match taken {
+            None => Ok(()),
+            Some(c) if c.name == name => Err(Error::AlreadyExists(format!("container {name} already exists"))),
+            Some(c) => Err(Error::AlreadyExists(format!(
+                "container {} already exists; names must differ by more than case (they are DNS names)",
+                c.name
+            ))),
+        }
+    }
+
     fn record(&self, name: &str) -> Result<ContainerRecord> {
         match self.db.container(name)? {
             Some(record) if record.status == RecordStatus::Ready => Ok(record),

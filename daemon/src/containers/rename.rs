@@ -17,9 +17,10 @@ impl Manager {
         names::validate(new)?;
         let _guards = self.locks.lock_all(&[old, new]).await;
         self.record(old)?;
-        if old == new || self.db.container(new)?.is_some() {
+        if old == new {
             return Err(Error::AlreadyExists(format!("container {new} already exists")));
         }
+        self.check_name_free(new, Some(old))?;
         if self.probe(old).await != Live::Stopped {
             return Err(Error::FailedPrecondition(format!(
                 "container {old} is running; stop it before renaming"
