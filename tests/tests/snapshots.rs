@@ -45,6 +45,13 @@ fn restore_brings_back_the_snapshot(storage: &'static str) {
     );
     // The snapshot is still there after restoring it, unchanged.
     assert_eq!(names(&d.snapshots("c1")), ["before"]);
+    // A paused container is not restarted running behind the user's back.
+    d.ok(&["pause", "c1"]);
+    let err = d.fails(&["snapshot", "restore", "c1", "before"]);
+    assert!(err.contains("container c1 is paused; resume it"), "{err}");
+    assert_eq!(d.state("c1"), "PAUSED");
+    assert_eq!(d.init_pid("c1"), pid, "left as it was");
+    d.ok(&["resume", "c1"]);
     d.ok(&["delete", "--force", "c1"]);
 }
 

@@ -18,6 +18,12 @@ impl Manager {
         let snapshot = self.snapshot_record(container, name)?;
         let was_running = match self.probe(container).await {
             Live::Stopped => false,
+            // Restarted after the restore, it would come back running: not what was asked.
+            Live::Running { frozen: true, .. } => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {container} is paused; resume it (or stop it) before restoring a snapshot"
+                )));
+            }
             _ => {
                 self.stop_locked(&record, false, super::lifecycle::DEFAULT_STOP_TIMEOUT)
                     .await?;
