@@ -43,14 +43,32 @@ fn an_interrupted_create_is_undone() {
 }
 
 #[test]
-fn an_interrupted_delete_is_finished() {
-    let mut d = Daemon::start();
+fn an_interrupted_delete_is_finished_while_the_api_is_served() {
+    // A dir pool, where removing a volume takes time in proportion to its files (a btrfs
+    // subvolume goes at once, the kernel cleans up after).
+    let mut d = Daemon::start_with(DaemonOptions {
+        storage: "dir",
+        ..Default::default()
+    });
     d.ok(&["create", "busybox", "doomed"]);
+    let volume = d.pool_dir().join("containers/doomed");
+    let many = volume.join("rootfs/many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..150_000 {
+        std::fs::File::create(many.join(i.to_string())).unwrap();
+    }
     d.kill9();
     set_status(&d, &[("doomed", RecordStatus::Deleting)]);
     d.start_again();
+    // Served, and the container no longer listed, while its files are still going.
     assert!(d.list().is_empty());
-    assert!(!d.pool_dir().join("containers/doomed").exists());
+    assert!(volume.exists(), "syscd served only once the delete was finished");
+    let gone = wait_until(Duration::from_secs(120), || (!volume.exists()).then_some(()));
+    assert!(gone.is_some(), "the interrupted delete was not finished");
+    let created = wait_until(Duration::from_secs(10), || {
+        d.sysc(&["create", "busybox", "doomed"]).success().then_some(())
+    });
+    assert!(created.is_some(), "the name stayed taken: {}", d.log());
 }
 
 #[test]

@@ -12,6 +12,7 @@ use crate::storage::{VolumeKind, is_temporary};
 impl Manager {
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
         self.images.recover()?;
+        let mut deletions = Vec::new();
         for record in self.db.containers()? {
             let name = record.name.clone();
             // One container that cannot be mended (say its pool is full) must not keep
@@ -24,8 +25,8 @@ impl Manager {
                     Ok(())
                 }
                 RecordStatus::Deleting => {
-                    tracing::info!(container = %name, "finishing a delete that was interrupted");
-                    self.finish_delete(&name).await
+                    deletions.push(name);
+                    continue;
                 }
                 RecordStatus::Renaming { to } => {
                     tracing::info!(container = %name, new_name = %to, "finishing a rename that was interrupted");
@@ -51,11 +52,35 @@ impl Manager {
             }
         }
         for record in self.db.containers()? {
+            if record.status != RecordStatus::Ready {
+                continue;
+            }
             if let Err(e) = self.reattach(&record).await {
                 tracing::error!(container = %record.name, "{e}");
             }
         }
+        self.finish_deletes(deletions);
         Ok(())
+    }
+
+    /// Deletes that a crash interrupted are finished in the background: removing a large
+    /// volume takes a while, and the API is served meanwhile (their records say they
+    /// are being deleted, so nothing else touches them).
+    fn finish_deletes(self: &Arc<Self>, names: Vec<String>) {
+        if names.is_empty() {
+            return;
+        }
+        let manager = self.clone();
+        tokio::spawn(async move {
+            for name in names {
+                tracing::info!(container = %name, "finishing a delete that was interrupted");
+                let _guard = manager.locks.lock(&name).await;
+                match manager.finish_delete(&name).await {
+                    Ok(()) => tracing::info!(container = %name, "deleted"),
+                    Err(e) => tracing::error!(container = %name, "could not finish an interrupted delete: {e}"),
+                }
+            }
+        });
     }
 
     /// Watches a running container again, or records how a stopped one ended.
