@@ -318,6 +318,25 @@ fn bad_requests_are_refused_with_clear_errors_and_change_nothing() {
     }
     assert_eq!(listing(), before, "a refused request changed the container");
     assert!(!dir.path().join("dir").exists(), "a refused pull wrote locally");
+
+    // An owner outside the id range, for a tree too, and on a stopped container too:
+    // refused before anything is made.
+    let tree_push = ["file", "push", "-r", ld, "c/srv/", "--gid", "70000"];
+    let err = d.fails(&tree_push);
+    assert!(
+        err.contains("gid 70000 is outside the container's id range 0-65535"),
+        "{err}"
+    );
+    assert_eq!(listing(), before, "a refused tree push changed the container");
+    d.ok(&["stop", "c", "--force"]);
+    for args in [&tree_push[..], &["file", "push", f, "c/srv/dir", "--uid", "70000"]] {
+        let err = d.fails(args);
+        assert!(
+            err.contains("is outside the container's id range"),
+            "sysc {args:?}: {err}"
+        );
+    }
+    assert!(!rootfs(&d).join("srv/d").exists() && !rootfs(&d).join("srv/dir/f").exists());
 }
 
 #[test]

@@ -123,6 +123,8 @@ impl Files for FilesService {
                 path: header.path,
                 name: header.source_name,
                 create_dirs: header.create_dirs,
+                uid: header.uid,
+                gid: header.gid,
             };
             self.manager.push_tree(&header.name, request).await?
         } else {

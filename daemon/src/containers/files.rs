@@ -73,7 +73,11 @@ impl Manager {
                 )));
             }
         };
-        if let (Some(idmap), Op::Push(PushFile { uid, gid, .. }) | Op::Mkdir { uid, gid, .. }) = (record.idmap(), &op) {
+        if let (
+            Some(idmap),
+            Op::Push(PushFile { uid, gid, .. }) | Op::PushTree(PushTree { uid, gid, .. }) | Op::Mkdir { uid, gid, .. },
+        ) = (record.idmap(), &op)
+        {
             for (what, id) in [("uid", uid), ("gid", gid)] {
                 if let Some(id) = id
                     && *id >= idmap.size

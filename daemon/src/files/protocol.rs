@@ -83,6 +83,10 @@ pub struct PushTree {
     pub path: Vec<u8>,
     pub name: Vec<u8>,
     pub create_dirs: bool,
+    /// The owner the client gave every entry (--uid/--gid), if it did: checked against the
+    /// container's id range before anything is made.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
