@@ -423,6 +423,13 @@ fn bad_networks_are_refused_and_leave_nothing_behind() {
     assert!(d.sysc(&["info", "x1"]).code != 0, "no container was created");
     let error = d.fails(&["network", "delete", "nowhere"]);
     assert!(error.contains("not found"), "{error}");
+    let default = d.bridge.clone();
+    let error = d.fails(&["network", "delete", &default]);
+    assert!(
+        error.contains("is the daemon's default network and cannot be deleted"),
+        "{error}"
+    );
+    assert!(std::path::Path::new(&format!("/sys/class/net/{default}")).exists());
 }
 
 #[test]

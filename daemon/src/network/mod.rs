@@ -245,6 +245,14 @@ impl Networks {
     pub async fn delete(&self, name: &str, users: &[String]) -> Result<()> {
         let _guard = self.changes.lock().await;
         let mut record = self.get(name)?;
+        // New containers get a nic on it; without it they would silently get none (and
+        // the next start of syscd would make it again).
+        if self.default_name().as_deref() == Some(name) {
+            return Err(Error::FailedPrecondition(format!(
+                "network {name} is the daemon's default network and cannot be deleted \
+                 (start syscd with --network none to have none)"
+            )));
+        }
         if !users.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "network {name} is in use by {}; remove their nic devices or delete them first",
