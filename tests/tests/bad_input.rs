@@ -56,6 +56,8 @@ fn bad_names_are_refused() {
         let err = d.fails(&["rename", "--", "ok1", name]);
         assert!(err.contains("invalid container name"), "{name}: {err}");
     }
+    let err = d.fails(&["create", "busybox", ""]);
+    assert!(err.contains("the name is empty"), "{err}");
     assert_eq!(snapshot(&d), before);
 }
 
@@ -113,7 +115,12 @@ fn duplicates_unknowns_and_wrong_states_are_refused() {
     let err = d.fails(&["create", "busybox", "c3", "--arch", "i386"]);
     assert!(err.contains("builds from the host's busybox"), "{err}");
     let err = d.fails(&["image", "delete", "zz"]);
-    assert!(err.contains("invalid image fingerprint"), "{err}");
+    assert!(
+        err.contains("invalid image fingerprint \"zz\": a fingerprint is hex digits"),
+        "{err}"
+    );
+    let err = d.fails(&["image", "delete", "ab"]);
+    assert!(err.contains("give at least 4 of its hex digits"), "{err}");
     let err = d.fails(&["image", "delete", "abcdef"]);
     assert!(err.contains("image abcdef not found"), "{err}");
     assert_eq!(snapshot(&d), before);

@@ -30,10 +30,18 @@ pub enum RouteError {
     RenameAcross(String),
     #[error("{0}: the remote name before ':' is empty")]
     EmptyRemote(String),
-    #[error("{0} names a remote but nothing on it")]
+    #[error("{}", no_name(.0))]
     NoName(String),
     #[error("expected REMOTE: (e.g. host1:), not {0}")]
     NotRemote(String),
+}
+
+fn no_name(shown: &str) -> String {
+    if shown.is_empty() {
+        "the name is empty".to_string()
+    } else {
+        format!("{shown} names a remote but nothing on it")
+    }
 }
 
 /// Where a command goes.

@@ -213,9 +213,14 @@ impl Images {
 
     /// Deletes the image whose fingerprint is (or starts with) `prefix`.
     pub async fn delete(&self, prefix: &str) -> Result<()> {
-        if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        if !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::InvalidArgument(format!(
-                "invalid image fingerprint {prefix:?}: give at least 4 hex digits"
+                "invalid image fingerprint {prefix:?}: a fingerprint is hex digits (see `sysc image list`)"
+            )));
+        }
+        if prefix.len() < 4 {
+            return Err(Error::InvalidArgument(format!(
+                "invalid image fingerprint {prefix:?}: give at least 4 of its hex digits"
             )));
         }
         let matches: Vec<ImageRecord> = self

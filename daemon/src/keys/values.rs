@@ -45,8 +45,11 @@ pub fn parse_size(value: &str) -> Result<Size, String> {
         }
     };
     let bytes = number * multiplier;
-    // NaN fails both comparisons too.
-    if bytes.is_nan() || bytes < 1.0 || bytes > u64::MAX as f64 {
+    if bytes > u64::MAX as f64 {
+        return Err(format!("{value:?} is too large (at most 16EiB)"));
+    }
+    // NaN fails the comparison too.
+    if bytes.is_nan() || bytes < 1.0 {
         return Err(format!("{value:?} must be a positive size"));
     }
     Ok(Size::Bytes(bytes as u64))
@@ -176,6 +179,11 @@ mod tests {
         for bad in ["lots", "", "-5MiB", "0", "0MiB", "10XB", "150%", "0%", "MiB"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_size("99999999999999999999GB"),
+            Err("\"99999999999999999999GB\" is too large (at most 16EiB)".to_string())
+        );
+        assert_eq!(parse_size("0MiB"), Err("\"0MiB\" must be a positive size".to_string()));
     }
 
     #[test]
