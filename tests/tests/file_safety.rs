@@ -306,10 +306,19 @@ fn bad_requests_are_refused_with_clear_errors_and_change_nothing() {
             "only one SOURCE can be pulled to stdout",
         ),
         (vec!["file", "mkdir", "c/srv/file/sub"], "not a directory"),
-        (vec!["file", "mkdir", "c/srv/dir"], "/srv/dir already exists"),
+        (
+            vec!["file", "mkdir", "c/srv/dir"],
+            "container c: /srv/dir already exists",
+        ),
         (vec!["file", "delete", "c/"], "/ does not name a file"),
-        (vec!["file", "delete", "c/srv/absent"], "no such file"),
-        (vec!["file", "ls", "c/srv/absent"], "no such file"),
+        (
+            vec!["file", "delete", "c/srv/absent"],
+            "container c: /srv/absent: no such file",
+        ),
+        (
+            vec!["file", "ls", "c/srv/absent"],
+            "container c: /srv/absent: no such file",
+        ),
         (vec!["file", "edit", "c/srv/dir"], "is a directory"),
     ];
     for (args, expected) in cases {

@@ -18,10 +18,14 @@ pub async fn list(channel: Channel, target: Target, output: OutputFormat) -> any
             path: target.path.clone(),
         })
         .await
-        .map_err(rpc_error)?
+        .map_err(|status| in_container(&target, status))?
         .into_inner();
     let mut entries = Vec::new();
-    while let Some(batch) = batches.message().await.map_err(rpc_error)? {
+    while let Some(batch) = batches
+        .message()
+        .await
+        .map_err(|status| in_container(&target, status))?
+    {
         entries.extend(batch.entries.into_iter().map(Entry));
     }
     format::print(&format::render(&entries, output)?)?;
@@ -166,6 +170,11 @@ pub async fn delete(channel: Channel, targets: Vec<Target>, force: bool) -> anyh
     .await
 }
 
+/// The daemon's message names the path; this names the container too.
+fn in_container(target: &Target, status: tonic::Status) -> anyhow::Error {
+    rpc_error(status).context(format!("container {}", target.container))
+}
+
 /// Runs `request` for each target in turn; every failure is printed, naming its target.
 async fn each<F, Fut>(targets: Vec<Target>, mut request: F) -> anyhow::Result<()>
 where
@@ -173,12 +182,14 @@ where
     Fut: std::future::Future<Output = Result<(), tonic::Status>>,
 {
     if targets.len() == 1 {
-        return request(&targets[0]).await.map_err(rpc_error);
+        return request(&targets[0])
+            .await
+            .map_err(|status| in_container(&targets[0], status));
     }
     let mut failed = false;
     for target in &targets {
         if let Err(status) = request(target).await {
-            eprintln!("error: {}: {}", target.show(), rpc_error(status));
+            eprintln!("error: {:#}", in_container(target, status));
             failed = true;
         }
     }
