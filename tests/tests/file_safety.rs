@@ -173,6 +173,16 @@ fn fifos_and_devices_are_refused_without_hanging() {
     assert!(err.contains("left out 1 special file") && err.contains("fifo"), "{err}");
     assert_eq!(std::fs::read_to_string(dest.join("file")).unwrap(), "ok\n");
     assert!(!dest.join("fifo").exists());
+
+    // The same going in.
+    let local = dir.path().join("up");
+    std::fs::create_dir(&local).unwrap();
+    std::fs::write(local.join("file"), "up\n").unwrap();
+    nix::unistd::mkfifo(&local.join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let (ok, err) = within(&d, &["file", "push", "-r", local.to_str().unwrap(), "c/srv/"], limit);
+    assert!(ok, "{err}");
+    assert!(err.contains("left out 1 special file") && err.contains("pipe"), "{err}");
+    assert_eq!(sh(&d, "cat /srv/up/file; ls /srv/up"), "up\nfile\n");
 }
 
 #[test]

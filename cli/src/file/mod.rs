@@ -187,6 +187,17 @@ impl Target {
 }
 
 /// The last component of a path given as bytes, ignoring trailing slashes.
+/// Special files a tree went without, in either direction.
+fn warn_left_out(names: &[String]) {
+    if !names.is_empty() {
+        eprintln!(
+            "warning: left out {} special file(s) (FIFOs, sockets, devices): {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
+}
+
 fn base_name(path: &[u8]) -> &[u8] {
     let end = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
     let start = path[..end].iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);

@@ -269,18 +269,12 @@ async fn forward(
 }
 
 fn report_skipped(summary: Option<TreeSummary>) {
-    if let Some(summary) = summary
-        && !summary.skipped.is_empty()
-    {
+    if let Some(summary) = summary {
         let names: Vec<String> = summary
             .skipped
             .iter()
             .map(|path| String::from_utf8_lossy(path).into_owned())
             .collect();
-        eprintln!(
-            "warning: left out {} special file(s) (FIFOs, sockets, devices): {}",
-            names.len(),
-            names.join(", ")
-        );
+        super::warn_left_out(&names);
     }
 }

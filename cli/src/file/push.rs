@@ -155,15 +155,15 @@ async fn push_one(channel: Channel, source: Source, target: &Target, options: &P
                 file_mode: owner.mode,
             };
             spawn_reader(read_tx, move || {
-                sysc_filetree::write_tree(
+                let (_, summary) = sysc_filetree::write_tree(
                     dir.as_fd(),
                     OsStr::from_bytes(&name),
                     &mut writer,
                     &write_options,
                     &mut |_| {},
                 )
-                .map(drop)
                 .map_err(io::Error::other)?;
+                super::warn_left_out(&summary.skipped);
                 std::io::Write::flush(&mut writer)
             });
         }
