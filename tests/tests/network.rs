@@ -387,6 +387,7 @@ fn bad_networks_are_refused_and_leave_nothing_behind() {
     assert!(error.contains("overlaps"), "{error}");
     for (args, expected) in [
         (vec!["ipv4.address=10.1.2.0/24"], "ipv4.address"),
+        (vec!["ipv4.address=224.5.5.1/24"], "is multicast address space"),
         (vec!["ipv4.nat=maybe"], "ipv4.nat"),
         (vec!["bogus.key=1"], "unknown network config key"),
     ] {

@@ -102,7 +102,8 @@ fn pick(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ipv4Addr,
         .find(|address| !taken.contains(address))
         .ok_or_else(|| {
             NetworkError::Conflict(format!(
-                "network {} has no free address left for {}",
+                "network {} ({}) has no free address left for {}",
+                paths.dir.file_name().unwrap_or_default().to_string_lossy(),
                 gateway.subnet(),
                 request.hostname
             ))
@@ -173,7 +174,10 @@ mod tests {
             Ipv4Addr::new(10, 9, 0, 2)
         );
         let full = reserve(&paths, &gateway, &request("b.eth0", "10:66:6a:00:00:01", &[]));
-        assert!(full.unwrap_err().to_string().contains("no free address"));
+        assert_eq!(
+            full.unwrap_err().to_string(),
+            "network br0 (10.9.0.0/30) has no free address left for b.eth0"
+        );
 
         let (_dir, paths) = scratch();
         let gateway = Gateway::parse("10.9.0.1/29").unwrap();

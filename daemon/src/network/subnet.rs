@@ -31,6 +31,21 @@ impl Gateway {
         if net.addr() == net.network() || net.addr() == net.broadcast() {
             return Err(bad("the gateway must be a host address of the subnet, e.g. its .1"));
         }
+        // Addresses a bridge cannot have, or that are not the host's to give out.
+        let subnet = net.trunc();
+        let special = [
+            ("0.0.0.0/8", "\"this network\""),
+            ("127.0.0.0/8", "loopback"),
+            ("169.254.0.0/16", "link-local"),
+            ("224.0.0.0/4", "multicast"),
+            ("240.0.0.0/4", "reserved"),
+        ];
+        for (range, what) in special {
+            let range: Ipv4Net = range.parse().expect("a valid range");
+            if range.contains(&subnet) || subnet.contains(&range) {
+                return Err(bad(&format!("{range} is {what} address space")));
+            }
+        }
         Ok(Self(net))
     }
 
@@ -124,6 +139,12 @@ mod tests {
             "10.20.30.1/31",
             "10.0.0.1/7",
             "x",
+            "224.0.0.1/24",
+            "239.1.1.1/16",
+            "127.0.1.1/24",
+            "169.254.3.1/24",
+            "0.1.2.3/24",
+            "250.0.0.1/24",
         ] {
             let error = Gateway::parse(bad).unwrap_err().to_string();
             assert!(error.contains("ipv4.address"), "{bad}: {error}");
