@@ -72,6 +72,28 @@ pub fn write_tree<W: Write>(
     Ok((out, walk.summary))
 }
 
+/// A mount of the kernel's own interfaces inside a running container (/proc, /sys,
+/// cgroups, /dev/pts): what is in it is no file to copy, and some of it cannot be read to
+/// an end. Such a directory is kept, empty, like the mount point it is.
+fn is_kernel_interface(dir: &OwnedFd) -> bool {
+    use nix::sys::statfs::{
+        BPF_FS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEBUGFS_MAGIC, DEVPTS_SUPER_MAGIC, PROC_SUPER_MAGIC,
+        SECURITYFS_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC, fstatfs,
+    };
+    let interfaces = [
+        PROC_SUPER_MAGIC,
+        SYSFS_MAGIC,
+        CGROUP_SUPER_MAGIC,
+        CGROUP2_SUPER_MAGIC,
+        DEVPTS_SUPER_MAGIC,
+        DEBUGFS_MAGIC,
+        TRACEFS_MAGIC,
+        SECURITYFS_MAGIC,
+        BPF_FS_MAGIC,
+    ];
+    fstatfs(dir).is_ok_and(|fs| interfaces.contains(&fs.filesystem_type()))
+}
+
 /// A directory being walked: its fd, its archive path and the names still to visit, in byte order.
 struct Level {
     fd: OwnedFd,
@@ -131,6 +153,9 @@ impl<W: Write> Walk<'_, W> {
                 };
                 let stat = fstat(&fd).map_err(|e| TreeError::sys("stat", &path, e))?;
                 self.directory(&path, &stat)?;
+                if is_kernel_interface(&fd) {
+                    return Ok(None);
+                }
                 Ok(Some(Level::new(fd, path)?))
             }
             SFlag::S_IFREG => {

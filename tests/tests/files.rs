@@ -337,6 +337,22 @@ fn trees_round_trip_with_symlinks_odd_names_modes_and_mtimes() {
 }
 
 #[test]
+fn the_whole_root_of_a_running_container_can_be_pulled() {
+    let d = busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("root");
+    let out = d.sysc(&["file", "pull", "-r", "c/", path(&dest)]);
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(dest.join("etc/hostname")).unwrap(), "c\n");
+    assert!(dest.join("bin/busybox").is_file());
+    // The kernel's interfaces mounted inside are mount points here, empty.
+    for mount in ["proc", "sys", "dev/pts"] {
+        let entries = std::fs::read_dir(dest.join(mount)).unwrap().count();
+        assert_eq!(entries, 0, "{mount} was walked");
+    }
+}
+
+#[test]
 fn edit_pushes_back_only_a_change_keeping_owner_and_mode() {
     let d = busybox();
     sh(
