@@ -122,11 +122,41 @@ async fn run(channel: Channel, start: ExecStart, raw_mode: bool) -> anyhow::Resu
     // Dropped on every return below, before main prints an error.
     let _raw_mode = raw_mode.then(RawMode::enable).transpose()?;
     let window_changes = WindowChanges::watch(tty)?;
+    let signals = if raw_mode { None } else { Some(forwarded_signals()?) };
     let stdin = terminal::read_stdin()?;
     tokio::select! {
         status = relay_output(&mut responses) => status,
-        never = forward_input(requests, stdin, window_changes) => match never {},
+        never = forward_input(requests, stdin, window_changes, signals) => match never {},
     }
+}
+
+/// Without a terminal in raw mode, Ctrl+C and a supervisor's SIGTERM reach sysc rather
+/// than the command: like Incus, sysc passes them on and lives until the command ends.
+/// (In raw mode Ctrl+C is a key the remote terminal turns into SIGINT itself.)
+fn forwarded_signals() -> io::Result<mpsc::Receiver<i32>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = mpsc::channel(8);
+    use nix::sys::signal::Signal;
+    let forwarded = [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ];
+    for number in forwarded.map(|s| s as i32) {
+        let mut arrivals = signal(SignalKind::from_raw(number))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while arrivals.recv().await.is_some() {
+                if tx.send(number).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(rx)
 }
 
 /// Sends stdin and window changes until the call ends, and is dropped then. Stdin's end is
@@ -137,10 +167,12 @@ async fn forward_input(
     requests: mpsc::Sender<ExecRequest>,
     mut stdin: mpsc::Receiver<Vec<u8>>,
     mut window_changes: WindowChanges,
+    mut signals: Option<mpsc::Receiver<i32>>,
 ) -> Infallible {
     let mut stdin_open = true;
     loop {
         let request = tokio::select! {
+            Some(number) = async { signals.as_mut()?.recv().await } => exec_request::Request::Signal(number),
             chunk = stdin.recv(), if stdin_open => match chunk {
                 Some(data) => exec_request::Request::Stdin(data),
                 None => {

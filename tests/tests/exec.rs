@@ -230,3 +230,37 @@ fn a_client_that_goes_away_takes_the_command_and_its_children_with_it() {
     assert_eq!(exec_processes(&d).len(), 1, "the background sleep lives on");
     let _ = client.stdin.take().map(|mut s| s.write_all(b""));
 }
+
+#[test]
+fn signals_to_a_client_without_a_terminal_reach_the_command() {
+    let d = busybox();
+    let mut client = d
+        .command(&[
+            "exec",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got INT; exit 7' INT; trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = nix::unistd::Pid::from_raw(client.id() as i32);
+    // SIGTERM is passed on and the client lives on; then Ctrl+C ends the command its way.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "got TERM\n");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "got INT\n");
+    let status = client.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "the command's own exit: {status:?}");
+}
