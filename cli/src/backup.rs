@@ -20,7 +20,8 @@ use tonic::transport::Channel;
 
 use crate::connect::{os_message, rpc_error};
 use crate::format;
-use crate::landing::{Landing, landing, unless_interrupted};
+use crate::interrupt::unless_interrupted;
+use crate::landing::{Landing, landing};
 use crate::progress::Transfer;
 
 /// The FILE that means stdout for export and stdin for import.

@@ -19,7 +19,6 @@ use sysc_proto::v1::{
     ImportRequest, RenameRequest, StartRequest, StopRequest, UpdateConfigRequest, export_response, import_request,
     push_file_request,
 };
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -27,6 +26,7 @@ use tonic::transport::Channel;
 
 use crate::connect::rpc_error;
 use crate::format;
+use crate::interrupt::unless_interrupted;
 use crate::progress::Transfer;
 use crate::snapshot;
 
@@ -107,7 +107,7 @@ pub async fn copy_across(from: Side, to: Side, mut options: CopyOptions) -> anyh
     get(&from.channel, &source).await?;
     refuse_existing(&to, &name).await?;
     let message = format!("Copying {} to {}", from.show(&source), to.show(&name));
-    let relayed = interruptible(relay(
+    let relayed = unless_interrupted(relay(
         from.channel.clone(),
         to.channel.clone(),
         export_request(&source, options.instance_only),
@@ -255,7 +255,7 @@ pub async fn move_across(from: Side, to: Side, options: MoveOptions) -> anyhow::
         eprintln!("Stopping {} for the move", from.show(&name));
         stop(&from.channel, &name).await.context(what.clone())?;
     }
-    let relayed = interruptible(relay(
+    let relayed = unless_interrupted(relay(
         from.channel.clone(),
         to.channel.clone(),
         export_request(&name, options.instance_only),
@@ -321,18 +321,6 @@ fn export_request(name: &str, instance_only: bool) -> ExportRequest {
         name: name.to_string(),
         instance_only,
         compression: pb::Compression::None as i32,
-    }
-}
-
-/// Runs until done, or until SIGINT or SIGTERM, which end it (and so the streams) as a
-/// failure the caller can undo, instead of killing sysc halfway through.
-async fn interruptible<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        done = work => done,
-        _ = interrupt.recv() => bail!("interrupted"),
-        _ = terminate.recv() => bail!("terminated"),
     }
 }
 

@@ -6,7 +6,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::connect::os_message;
 
@@ -34,19 +33,6 @@ pub fn landing(path: &Path) -> anyhow::Result<Landing> {
             Ok(Landing::Replace(path.to_path_buf()))
         }
         Err(err) => bail!("{}: {}", path.display(), os_message(&err)),
-    }
-}
-
-/// Runs `work` unless Ctrl+C or SIGTERM comes first. Then `work` is dropped, and with it
-/// the partial file it was writing (dying of the signal would leave that behind), and the
-/// command fails.
-pub async fn unless_interrupted<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        done = work => done,
-        _ = interrupt.recv() => bail!("interrupted"),
-        _ = terminate.recv() => bail!("terminated"),
     }
 }
 

@@ -16,6 +16,7 @@ mod file;
 mod format;
 mod images;
 mod info;
+mod interrupt;
 mod landing;
 mod lifecycle;
 mod list;

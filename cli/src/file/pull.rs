@@ -19,7 +19,8 @@ use tonic::transport::Channel;
 use super::Target;
 use super::chunks::{CHUNKS_AHEAD, ChunkReader};
 use crate::connect::{os_message, rpc_error};
-use crate::landing::{Landing, landing, unless_interrupted};
+use crate::interrupt::unless_interrupted;
+use crate::landing::{Landing, landing};
 use crate::progress::Transfer;
 
 /// The DEST that means stdout.
