@@ -238,3 +238,47 @@ fn a_removed_certificate_is_refused_on_a_connection_that_stays_open() {
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert!(refused.message().contains("not trusted"), "{refused:?}");
 }
+
+#[test]
+fn removing_a_certificate_ends_its_streaming_calls() {
+    let d = Daemon::start();
+    listen(&d);
+    d.ok(&["launch", "busybox", "c"]);
+    let client = Client::new();
+    client.ok(&[
+        "remote",
+        "add",
+        "r",
+        &token_of(&d.ok(&["config", "trust", "add", "streaming"])),
+    ]);
+    let session = client
+        .command(&["exec", "r:c", "--", "sleep", "600"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = sysc_tests::wait_until(std::time::Duration::from_secs(20), || {
+        d.ok(&["exec", "c", "--", "ps"]).contains("sleep 600").then_some(())
+    });
+    assert!(running.is_some(), "the remote exec never ran");
+
+    d.ok(&["config", "trust", "remove", "streaming"]);
+    let pid = session.id();
+    let ended = sysc_tests::wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.contains(") Z "))
+            .then_some(())
+    });
+    assert!(ended.is_some(), "the exec of a removed certificate went on");
+    let out = session.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("was removed from the server's trust store"),
+        "{err}"
+    );
+    let gone = sysc_tests::wait_until(std::time::Duration::from_secs(10), || {
+        (!d.ok(&["exec", "c", "--", "ps"]).contains("sleep 600")).then_some(())
+    });
+    assert!(gone.is_some(), "its command kept running");
+}

@@ -81,6 +81,21 @@ impl TrustStore {
         self.certificates.contains_key(fingerprint).unwrap_or(false)
     }
 
+    /// Completes when the certificate is removed from the store. Made before the call's
+    /// trust is checked, so no removal falls between the check and the watch.
+    pub fn removal(&self, fingerprint: &str) -> impl Future<Output = ()> + Send + 'static {
+        let mut events = self.certificates.watch_prefix(fingerprint.as_bytes());
+        async move {
+            while let Some(event) = (&mut events).await {
+                if matches!(event, sled::Event::Remove { .. }) {
+                    return;
+                }
+            }
+            // The database is closing: the daemon is stopping, which ends the call anyway.
+            std::future::pending().await
+        }
+    }
+
     pub fn certificates(&self) -> Result<Vec<TrustedCertificate>> {
         let mut all: Vec<TrustedCertificate> = self
             .certificates
