@@ -49,7 +49,13 @@ use crate::remote::config::{ClientConfig, ConfigDir};
 use crate::server_config::server_subject;
 
 #[derive(Parser)]
-#[command(name = "sysc", version, about = "Manage system containers run by syscd")]
+#[command(
+    name = "sysc",
+    version,
+    about = "Manage system containers run by syscd",
+    after_help = "A container NAME may be written REMOTE:NAME to act on another machine's daemon \
+                  (see `sysc remote`); without it, the default remote is used."
+)]
 struct Cli {
     /// The local daemon's socket (the remote named `local`)
     #[arg(
