@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,6 @@ use sysc_proto::v1::backups_client::BackupsClient;
 use sysc_proto::v1::{
     self as pb, Container, ExportRequest, ImportHeader, ImportRequest, export_response, import_request,
 };
-use tempfile::NamedTempFile;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,6 +20,7 @@ use crate::connect::{os_message, rpc_error};
 use crate::format;
 use crate::interrupt::unless_interrupted;
 use crate::landing::{Landing, landing};
+use crate::partial::{Partial, directory_of};
 use crate::progress::Transfer;
 
 /// The FILE that means stdout for export and stdin for import.
@@ -93,7 +92,7 @@ async fn export_to(channel: Channel, options: ExportOptions) -> anyhow::Result<(
     unless_interrupted(async {
         match &mut out {
             Output::Stdout => receive(channel, request, &mut io::stdout(), "stdout", &progress).await,
-            Output::Partial { file, .. } => receive(channel, request, file.as_file_mut(), &shown, &progress).await,
+            Output::Partial { file, .. } => receive(channel, request, file.file(), &shown, &progress).await,
             Output::Into(file) => receive(channel, request, file, &shown, &progress).await,
         }
     })
@@ -109,49 +108,38 @@ enum Output {
     Stdout,
     /// A file becoming `target` when complete.
     Partial {
-        file: NamedTempFile,
+        file: Partial,
         target: PathBuf,
     },
     /// A device or FIFO named on the command line, written into.
     Into(File),
 }
 
-/// A file beside `path` that becomes `path` only once it holds the whole archive; dropped,
-/// it is removed. Its name starts with a dot and ends in `.partial`, so one a power cut left
-/// behind says what it is.
-fn partial_file(path: &Path) -> anyhow::Result<NamedTempFile> {
+/// A file beside `path` that becomes `path` only once it holds the whole archive: nameless
+/// where the file system allows (nothing is left if sysc is killed), else a hidden name
+/// that starts with a dot and ends in a random part, removed when dropped.
+fn partial_file(path: &Path) -> anyhow::Result<Partial> {
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("{} does not name a file", path.display()))?;
-    let dir = directory_of(path);
-    tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".partial")
-        // Owner only, as tempfile does by default: the archive holds the container's
-        // /etc/shadow and keys. Opened here rather than by tempfile, whose errors hide
-        // the system's wording.
-        .make_in(dir, |path| {
-            File::options().write(true).create_new(true).mode(0o600).open(path)
-        })
-        .map_err(|err| anyhow!("create a file in {}: {}", dir.display(), os_message(&err)))
-}
-
-fn directory_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
+    Partial::beside(path, &format!(".{}.partial.", name.to_string_lossy())).map_err(|err| {
+        anyhow!(
+            "create a file in {}: {}",
+            directory_of(path).display(),
+            os_message(&err)
+        )
+    })
 }
 
 /// Durable before it is visible under its name: after a crash, FILE is whole or absent.
-fn complete(partial: NamedTempFile, path: &Path) -> anyhow::Result<()> {
+fn complete(mut partial: Partial, path: &Path) -> anyhow::Result<()> {
     partial
-        .as_file()
+        .file()
         .sync_all()
         .map_err(|err| anyhow!("sync {}: {}", path.display(), os_message(&err)))?;
     partial
         .persist(path)
-        .map_err(|err| anyhow!("rename to {}: {}", path.display(), os_message(&err.error)))?;
+        .map_err(|err| anyhow!("put {} in place: {}", path.display(), os_message(&err)))?;
     // The rename reaches the disk with the directory. Some filesystems cannot sync a
     // directory; the file itself is whole and synced, which is no reason to fail then.
     if let Ok(dir) = File::open(directory_of(path)) {
@@ -433,7 +421,8 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert_eq!(entries(dir.path()).len(), 1, "a partial file while exporting");
+        // Being written, the file has no name yet (O_TMPFILE).
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
         nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT).unwrap();
         let err = exporting.await.unwrap().unwrap_err();
         assert_eq!(format!("{err:#}"), "export web1: interrupted");

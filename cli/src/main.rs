@@ -23,6 +23,7 @@ mod list;
 mod monitor;
 mod network;
 mod operation;
+mod partial;
 mod progress;
 mod remote;
 mod server_config;

@@ -21,6 +21,7 @@ use super::chunks::{CHUNKS_AHEAD, ChunkReader};
 use crate::connect::{os_message, rpc_error};
 use crate::interrupt::unless_interrupted;
 use crate::landing::{Landing, landing};
+use crate::partial::{Partial, directory_of};
 use crate::progress::Transfer;
 
 /// The DEST that means stdout.
@@ -152,24 +153,23 @@ async fn receive_file(
     local: &Path,
     progress: &Transfer,
 ) -> anyhow::Result<()> {
-    let (partial, target) = match landing(local)? {
+    let (mut partial, target) = match landing(local)? {
         Landing::Replace(target) => {
-            let dir = match target.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir,
-                _ => Path::new("."),
-            };
-            let partial = tempfile::Builder::new()
-                .prefix(".sysc-pull-")
-                .tempfile_in(dir)
-                .map_err(|err| anyhow!("create a file in {}: {}", dir.display(), os_message(&err)))?;
+            let partial = Partial::beside(&target, ".sysc-pull-").map_err(|err| {
+                anyhow!(
+                    "create a file in {}: {}",
+                    directory_of(&target).display(),
+                    os_message(&err)
+                )
+            })?;
             (Some(partial), target)
         }
         Landing::Into(target) => (None, target),
     };
-    let file = match &partial {
+    let file = match &mut partial {
         Some(partial) => Some(
             partial
-                .as_file()
+                .file()
                 .try_clone()
                 .map_err(|err| anyhow!("{}", os_message(&err)))?,
         ),
@@ -194,18 +194,18 @@ async fn receive_file(
     // A broken stream is the cause of whatever the writer then said.
     received?;
     written.map_err(|err| anyhow!("write {}: {}", target.display(), os_message(&err)))?;
-    let Some(partial) = partial else {
+    let Some(mut partial) = partial else {
         return Ok(());
     };
     // Like cp: the permission bits and the sticky one, never set-id ones, which would let
     // a container plant a set-id program on the host.
     partial
-        .as_file()
+        .file()
         .set_permissions(std::fs::Permissions::from_mode(header.mode & 0o1777))
         .map_err(|err| anyhow!("chmod {}: {}", target.display(), os_message(&err)))?;
     partial
         .persist(&target)
-        .map_err(|err| anyhow!("rename to {}: {}", target.display(), os_message(&err.error)))?;
+        .map_err(|err| anyhow!("put {} in place: {}", target.display(), os_message(&err)))?;
     Ok(())
 }
 
