@@ -98,6 +98,16 @@ impl Transfer {
             bar.inc(bytes);
         }
     }
+
+    /// `advance` for another thread.
+    pub fn advancer(&self) -> impl Fn(u64) + Send + 'static {
+        let bar = self.bar.clone();
+        move |bytes| {
+            if let Some(bar) = &bar {
+                bar.inc(bytes);
+            }
+        }
+    }
 }
 
 /// Clears the bar however the transfer ends, so an error starts on a clean line.

@@ -14,6 +14,21 @@ pub fn in_container(pid: i64, command: &str) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// `command` run by `unshare --net`, in a network namespace of its own: a `sysc` there
+/// is as a remote client is to syscd, which cannot reach its socket for a pulled file
+/// handed over, and streams the file instead.
+pub fn in_own_network_namespace(command: Command) -> Command {
+    let mut unshare = Command::new("unshare");
+    unshare.arg("--net").arg(command.get_program()).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => unshare.env(key, value),
+            None => unshare.env_remove(key),
+        };
+    }
+    unshare
+}
+
 /// A field of /proc/PID/status, e.g. "NSpid".
 pub fn proc_status_field(pid: i64, field: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -15,6 +15,6 @@ pub use client::{Client, plaintext_call, token_of};
 pub use daemon::{Daemon, DaemonOptions, Output, binary};
 pub use fleet::{Fleet, FleetHost};
 pub use grpc::channel;
-pub use host::{in_container, is_mounted, proc_status_field, wait_until};
+pub use host::{in_container, in_own_network_namespace, is_mounted, proc_status_field, wait_until};
 pub use pty::Terminal;
 pub use scratch::{LoopBtrfs, Tmpfs};

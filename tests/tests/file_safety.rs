@@ -236,13 +236,16 @@ fn an_interrupted_pull_leaves_no_partial_file() {
             .collect::<Vec<_>>()
     };
     use nix::sys::signal::Signal;
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        let client = d
-            .command(&["file", "pull", "c/srv/big", dest.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+    // Handed over (a local client) and streamed (as to a remote one).
+    let cases = [false, true]
+        .into_iter()
+        .flat_map(|elsewhere| [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL].map(|signal| (elsewhere, signal)));
+    for (elsewhere, signal) in cases {
+        let mut command = d.command(&["file", "pull", "c/srv/big", dest.to_str().unwrap()]);
+        if elsewhere {
+            command = sysc_tests::in_own_network_namespace(command);
+        }
+        let client = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         // Data is arriving in a file the client holds open in that directory, named or not.
         let fds = format!("/proc/{}/fd", client.id());
         let arriving = wait_until(Duration::from_secs(20), || {
@@ -255,8 +258,12 @@ fn an_interrupted_pull_leaves_no_partial_file() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), signal).unwrap();
         let out = client.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(entries().is_empty(), "{signal} left {:?}", entries());
-        assert!(!out.status.success(), "{signal}: {err}");
+        assert!(
+            entries().is_empty(),
+            "{signal} left {:?} (streamed: {elsewhere})",
+            entries()
+        );
+        assert!(!out.status.success(), "{signal} (streamed: {elsewhere}): {err}");
         match signal {
             Signal::SIGINT => assert!(err.contains("interrupted"), "{err}"),
             Signal::SIGTERM => assert!(err.contains("terminated"), "{err}"),
@@ -445,6 +452,11 @@ fn a_large_file_streams_through_in_constant_memory() {
     let (ok, push_rss, _) = run_measured(d.command(&["file", "push", big.to_str().unwrap(), "c/root/big"]));
     assert!(ok, "push failed");
     assert_eq!(sh(&d, "stat -c %s /root/big"), format!("{SIZE}\n"));
+    // Streamed, as to a remote client, and handed over to a local one.
+    let streamed = sysc_tests::in_own_network_namespace(d.command(&["file", "pull", "c/root/big", "-"]));
+    let (ok, streamed_rss, head) = run_measured(streamed);
+    assert!(ok, "streamed pull failed");
+    assert_eq!(head, vec![0u8; 16]);
     let (ok, pull_rss, head) = run_measured(d.command(&["file", "pull", "c/root/big", "-"]));
     assert!(ok, "pull failed");
     assert_eq!(head, vec![0u8; 16]);
@@ -456,4 +468,8 @@ fn a_large_file_streams_through_in_constant_memory() {
     );
     assert!(push_rss < GROWTH_LIMIT_KIB, "sysc file push peaked at {push_rss} KiB");
     assert!(pull_rss < GROWTH_LIMIT_KIB, "sysc file pull peaked at {pull_rss} KiB");
+    assert!(
+        streamed_rss < GROWTH_LIMIT_KIB,
+        "sysc file pull, streamed, peaked at {streamed_rss} KiB"
+    );
 }

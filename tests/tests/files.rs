@@ -163,6 +163,72 @@ fn pulls_write_into_devices_and_through_symlinks_like_cp() {
     assert_eq!(left.len(), 4, "{left:?}");
 }
 
+/// The open files of `pid` whose links end in `suffix`.
+fn holds(pid: u32, suffix: &str) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .any(|target| target.to_string_lossy().ends_with(suffix))
+        })
+        .unwrap_or(false)
+}
+
+/// Pulls `source` into a FIFO nobody reads yet, so the client stops there; says whether
+/// it held the container's file meanwhile, then reads the FIFO and returns the bytes.
+fn pull_through_fifo(d: &Daemon, elsewhere: bool, source: &str, held: &str) -> (bool, Vec<u8>) {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut command = d.command(&["file", "pull", source, path(&fifo)]);
+    if elsewhere {
+        command = sysc_tests::in_own_network_namespace(command);
+    }
+    let mut client = command.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut was_held = false;
+    while !was_held && std::time::Instant::now() < deadline {
+        was_held = holds(client.id(), held);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Read whatever happened, so the client is never left waiting on the FIFO.
+    let mut bytes = Vec::new();
+    std::fs::File::open(&fifo).unwrap().read_to_end(&mut bytes).unwrap();
+    assert!(client.wait().unwrap().success());
+    (was_held, bytes)
+}
+
+#[test]
+fn a_local_pull_reads_the_file_itself_and_others_get_it_streamed() {
+    let d = busybox();
+    let data = random_bytes(8 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("pulled-by-descriptor");
+    std::fs::write(&src, &data).unwrap();
+    d.ok(&["file", "push", path(&src), "c/root/"]);
+
+    // Beside syscd: the client is handed the container's file and copies it itself.
+    let (held, bytes) = pull_through_fifo(&d, false, "c/root/pulled-by-descriptor", "/root/pulled-by-descriptor");
+    assert!(held, "the client never held the container's file");
+    assert!(
+        bytes == data,
+        "{} bytes came, not the file's {}",
+        bytes.len(),
+        data.len()
+    );
+
+    // From another network namespace syscd cannot reach the client's socket: streamed,
+    // the same bytes.
+    let (held, bytes) = pull_through_fifo(&d, true, "c/root/pulled-by-descriptor", "/root/pulled-by-descriptor");
+    assert!(!held, "a client in another network namespace was handed the file");
+    assert!(
+        bytes == data,
+        "{} bytes came, not the file's {}",
+        bytes.len(),
+        data.len()
+    );
+}
+
 #[test]
 fn stopped_containers_take_the_same_requests() {
     let d = busybox();
@@ -451,5 +517,11 @@ fn transfers_show_progress_on_a_terminal_only() {
 
     let mut term = sysc_tests::Terminal::spawn(d.command(&["file", "pull", "c/root/big", path(dir.path())]), 24, 120);
     term.expect("Pulling c/root/big", timeout);
+    assert_eq!(term.wait(timeout), 0);
+
+    // A small file pulled to stdout on a terminal is shown there.
+    sh(&d, "echo 'shown on the terminal' > /root/small");
+    let mut term = sysc_tests::Terminal::spawn(d.command(&["file", "pull", "c/root/small", "-"]), 24, 120);
+    term.expect("shown on the terminal", timeout);
     assert_eq!(term.wait(timeout), 0);
 }

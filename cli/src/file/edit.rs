@@ -1,6 +1,6 @@
 //! `sysc file edit`: pull into a temporary file, run the editor, push back if changed.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use anyhow::Context;
 use sysc_proto::v1::{FileType, PushFileHeader};
@@ -8,13 +8,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Target;
 use super::chunks::{CHUNKS_AHEAD, ChunkWriter, send_all};
+use super::handover::Offer;
 use super::{pull, push};
+use crate::connect::os_message;
 use crate::editor;
 use crate::progress::Transfer;
 use tonic::transport::Channel;
 
 pub async fn edit(channel: Channel, target: Target) -> anyhow::Result<()> {
-    let (header, responses) = pull::open(channel.clone(), &target, false)
+    let offer = Offer::new();
+    let (header, body) = pull::open(channel.clone(), &target, false, offer.as_ref())
         .await
         .with_context(|| format!("edit {}", target.show()))?;
     if header.r#type != FileType::Regular as i32 {
@@ -28,11 +31,18 @@ pub async fn edit(channel: Channel, target: Target) -> anyhow::Result<()> {
         .tempfile()
         .context("cannot create a temporary file to edit")?;
     let mut original = Vec::new();
-    pull::receive(responses, &Transfer::new(String::new()), |data| {
-        original.extend_from_slice(data);
-        Ok(())
-    })
-    .await
+    match body {
+        pull::Body::Stream(responses) => pull::receive(*responses, &Transfer::new(String::new()), |data| {
+            original.extend_from_slice(data);
+            Ok(())
+        })
+        .await
+        .map(drop),
+        pull::Body::Handed(mut source) => source
+            .read_to_end(&mut original)
+            .map(drop)
+            .map_err(|err| anyhow::anyhow!("read: {}", os_message(&err))),
+    }
     .with_context(|| format!("edit {}", target.show()))?;
     file.write_all(&original)
         .and_then(|()| file.flush())

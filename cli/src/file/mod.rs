@@ -3,6 +3,7 @@
 
 mod chunks;
 mod edit;
+mod handover;
 mod manage;
 mod pull;
 mod push;

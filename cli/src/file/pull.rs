@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 
 use super::Target;
 use super::chunks::{CHUNKS_AHEAD, ChunkReader};
+use super::handover::{self, Offer};
 use crate::connect::{os_message, rpc_error};
 use crate::interrupt::unless_interrupted;
 use crate::landing::{Landing, landing};
@@ -60,17 +61,28 @@ pub async fn pull(channel: Channel, options: PullOptions) -> anyhow::Result<()> 
     .await
 }
 
-/// Starts a pull; the header says what comes.
+/// How the content of a pull comes.
+pub(super) enum Body {
+    /// Data messages (and, after a tree, its summary).
+    Stream(Box<Streaming<PullFileResponse>>),
+    /// The file itself, handed over by a local syscd.
+    Handed(File),
+}
+
+/// Starts a pull; the header says what comes. With an `offer` a local syscd may hand
+/// a regular file over instead of streaming it.
 pub(super) async fn open(
     channel: Channel,
     source: &Target,
     recursive: bool,
-) -> anyhow::Result<(FileInfo, Streaming<PullFileResponse>)> {
+    offer: Option<&Offer>,
+) -> anyhow::Result<(FileInfo, Body)> {
     let mut responses = FilesClient::new(channel)
         .pull(PullFileRequest {
             name: source.container.clone(),
             path: source.path.clone(),
             recursive,
+            descriptor_socket: offer.map(Offer::name).unwrap_or_default(),
         })
         .await
         .map_err(rpc_error)?
@@ -78,7 +90,11 @@ pub(super) async fn open(
     match responses.message().await.map_err(rpc_error)? {
         Some(PullFileResponse {
             response: Some(pull_file_response::Response::Header(header)),
-        }) => Ok((header, responses)),
+            handed_over,
+        }) => match offer.filter(|_| handed_over) {
+            Some(offer) => Ok((header, Body::Handed(offer.take()?))),
+            None => Ok((header, Body::Stream(Box::new(responses)))),
+        },
         _ => bail!("syscd sent no header"),
     }
 }
@@ -90,7 +106,8 @@ async fn pull_one(
     to_stdout: bool,
     options: &PullOptions,
 ) -> anyhow::Result<()> {
-    let (header, responses) = open(channel, source, options.recursive).await?;
+    let offer = Offer::new();
+    let (header, body) = open(channel, source, options.recursive, offer.as_ref()).await?;
     let is_tree = header.r#type == FileType::Directory as i32;
     let name = PathBuf::from(OsStr::from_bytes(&header.name));
     let progress = Transfer::new(format!("Pulling {}", source.show()));
@@ -102,7 +119,14 @@ async fn pull_one(
             bail!("refusing to write a tar stream to a terminal; redirect stdout");
         }
         let mut stdout = io::stdout().lock();
-        let summary = receive(responses, &progress, |data| stdout.write_all(data)).await?;
+        let summary = match body {
+            Body::Stream(responses) => receive(*responses, &progress, |data| stdout.write_all(data)).await?,
+            Body::Handed(file) => {
+                handover::copy(&file, &mut stdout, |n| progress.advance(n))
+                    .map_err(|err| anyhow!("write stdout: {}", os_message(&err)))?;
+                None
+            }
+        };
         stdout
             .flush()
             .map_err(|err| anyhow!("write stdout: {}", os_message(&err)))?;
@@ -120,10 +144,10 @@ async fn pull_one(
     {
         std::fs::create_dir_all(parent).map_err(|err| anyhow!("create {}: {}", parent.display(), os_message(&err)))?;
     }
-    if is_tree {
-        receive_tree(responses, &local, &progress).await
-    } else {
-        receive_file(responses, &header, &local, &progress).await
+    match body {
+        Body::Stream(responses) if is_tree => receive_tree(*responses, &local, &progress).await,
+        Body::Handed(_) if is_tree => bail!("syscd handed over a directory"),
+        body => receive_file(body, &header, &local, &progress).await,
     }
 }
 
@@ -147,12 +171,7 @@ pub(super) async fn receive(
     Ok(summary)
 }
 
-async fn receive_file(
-    responses: Streaming<PullFileResponse>,
-    header: &FileInfo,
-    local: &Path,
-    progress: &Transfer,
-) -> anyhow::Result<()> {
+async fn receive_file(body: Body, header: &FileInfo, local: &Path, progress: &Transfer) -> anyhow::Result<()> {
     let (mut partial, target) = match landing(local)? {
         Landing::Replace(target) => {
             let partial = Partial::beside(&target, ".sysc-pull-").map_err(|err| {
@@ -178,19 +197,30 @@ async fn receive_file(
     // Written on a thread of its own, so the disk and the connection work at once. That
     // thread opens a FIFO itself: the open waits for a reader.
     let opened = target.clone();
-    let (chunks, mut queued) = mpsc::channel::<Result<Bytes, String>>(CHUNKS_AHEAD);
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut file = match file {
-            Some(file) => file,
-            None => File::options().write(true).open(&opened)?,
-        };
-        while let Some(chunk) = queued.blocking_recv() {
-            file.write_all(&chunk.map_err(io::Error::other)?)?;
+    let open = move || match file {
+        Some(file) => Ok(file),
+        None => File::options().write(true).open(&opened),
+    };
+    let (received, written) = match body {
+        Body::Stream(responses) => {
+            let (chunks, mut queued) = mpsc::channel::<Result<Bytes, String>>(CHUNKS_AHEAD);
+            let writer = tokio::task::spawn_blocking(move || {
+                let mut file = open()?;
+                while let Some(chunk) = queued.blocking_recv() {
+                    file.write_all(&chunk.map_err(io::Error::other)?)?;
+                }
+                io::Result::Ok(())
+            });
+            (forward(*responses, progress, chunks).await, writer.await)
         }
-        io::Result::Ok(())
-    });
-    let received = forward(responses, progress, chunks).await;
-    let written = writer.await.map_err(|err| anyhow!("writing thread: {err}"))?;
+        Body::Handed(source) => {
+            let advance = progress.advancer();
+            let copier = tokio::task::spawn_blocking(move || handover::copy(&source, &mut open()?, advance));
+            (Ok(None), copier.await)
+        }
+    };
+
+    let written = written.map_err(|err| anyhow!("writing thread: {err}"))?;
     // A broken stream is the cause of whatever the writer then said.
     received?;
     written.map_err(|err| anyhow!("write {}: {}", target.display(), os_message(&err)))?;

@@ -1,5 +1,6 @@
 //! sysc.v1.Files
 
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -7,10 +8,12 @@ use sysc_proto::v1 as pb;
 use sysc_proto::v1::files_server::Files;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
+use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::handover::{hand_over, local_caller};
 use crate::containers::Manager;
-use crate::containers::files::{Kind, PushFile, PushTree};
+use crate::containers::files::{Kind, Pulled, PushFile, PushTree, read_chunks};
 use crate::files::protocol::{Info, TreeSummary};
 
 pub struct FilesService {
@@ -61,7 +64,17 @@ fn tree_summary(summary: TreeSummary) -> pb::TreeSummary {
 fn pulled_message(response: pb::pull_file_response::Response) -> pb::PullFileResponse {
     pb::PullFileResponse {
         response: Some(response),
+        handed_over: false,
     }
+}
+
+fn pulled_data(
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+) -> impl Stream<Item = Result<pb::PullFileResponse, Status>> {
+    ReceiverStream::new(chunks).map(|chunk| match chunk {
+        Ok(data) => Ok(pulled_message(pb::pull_file_response::Response::Data(data.into()))),
+        Err(e) => Err(Status::internal(format!("read the pulled file: {e}"))),
+    })
 }
 
 #[tonic::async_trait]
@@ -82,29 +95,46 @@ impl Files for FilesService {
     }
 
     async fn pull(&self, request: Request<pb::PullFileRequest>) -> Result<Response<Self::PullStream>, Status> {
+        let caller = local_caller(request.extensions().get::<UdsConnectInfo>());
         let request = request.into_inner();
-        let pulled_data = |chunk: std::io::Result<Vec<u8>>| match chunk {
-            Ok(data) => Ok(pulled_message(pb::pull_file_response::Response::Data(data.into()))),
-            Err(e) => Err(Status::internal(format!("read the pulled file: {e}"))),
-        };
         let pulled = self
             .manager
             .pull_file(&request.name, request.path, request.recursive)
             .await?;
-        let header = pulled_message(pb::pull_file_response::Response::Header(file_info(pulled.info)));
-        let data = ReceiverStream::new(pulled.data).map(pulled_data);
-        // After a tree's stream: the helper's summary, or its error.
-        let summary = futures::stream::iter(pulled.tree).then(|session| async move {
-            match session.finish().await {
-                Ok(summary) => Ok(pulled_message(pb::pull_file_response::Response::Summary(tree_summary(
-                    summary,
-                )))),
-                Err(e) => Err(Status::from(e)),
+        let header = |info, handed_over| pb::PullFileResponse {
+            response: Some(pb::pull_file_response::Response::Header(file_info(info))),
+            handed_over,
+        };
+        let stream: PullStream = match pulled {
+            Pulled::File { info, file } => {
+                let offered = caller.filter(|_| !request.descriptor_socket.is_empty());
+                if let Some(caller) = offered {
+                    match hand_over(&request.descriptor_socket, caller, file.as_fd()) {
+                        Ok(()) => return Ok(Response::new(Box::pin(tokio_stream::once(Ok(header(info, true)))))),
+                        // Not the end of the pull: the client takes the stream instead.
+                        Err(e) => tracing::debug!(container = %request.name, "file streamed, not handed over: {e}"),
+                    }
+                }
+                Box::pin(tokio_stream::once(Ok(header(info, false))).chain(pulled_data(read_chunks(file))))
             }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::once(Ok(header)).chain(data).chain(summary),
-        )))
+            Pulled::Tree { info, data, session } => {
+                // After the tree's stream: the helper's summary, or its error.
+                let summary = futures::stream::once(async move {
+                    match session.finish().await {
+                        Ok(summary) => Ok(pulled_message(pb::pull_file_response::Response::Summary(tree_summary(
+                            summary,
+                        )))),
+                        Err(e) => Err(Status::from(e)),
+                    }
+                });
+                Box::pin(
+                    tokio_stream::once(Ok(header(info, false)))
+                        .chain(pulled_data(data))
+                        .chain(summary),
+                )
+            }
+        };
+        Ok(Response::new(stream))
     }
 
     async fn push(

@@ -8,6 +8,7 @@ mod convert;
 mod events;
 mod exec;
 mod files;
+mod handover;
 mod images;
 mod networks;
 mod operations;

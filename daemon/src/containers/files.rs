@@ -30,13 +30,16 @@ pub struct FileSession {
     helper: Child,
 }
 
-/// What a pull delivers: the file's status and its bytes (a regular file's, or a
-/// directory's tar stream); for a directory also the session whose `finish` gives the
-/// summary after the stream.
-pub struct Pulled {
-    pub info: Info,
-    pub data: mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    pub tree: Option<FileSession>,
+/// What a pull delivers, with the status of what was asked for.
+pub enum Pulled {
+    /// A regular file, open for reading: `read_chunks` streams it.
+    File { info: Info, file: OwnedFd },
+    /// A directory's tar stream, and the session whose `finish` gives the summary after it.
+    Tree {
+        info: Info,
+        data: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+        session: Box<FileSession>,
+    },
 }
 
 /// A push under way: `write` the data, then `commit`. Dropping it abandons the push,
@@ -143,12 +146,7 @@ impl Manager {
         match session.reply().await? {
             (Reply::Opened(info), mut fds) if fds.len() == 1 => {
                 let file = fds.remove(0);
-                let _ = session.helper.stdout.take();
-                Ok(Pulled {
-                    info,
-                    data: read_chunks(file),
-                    tree: None,
-                })
+                Ok(Pulled::File { info, file })
             }
             (Reply::Tree(info), _) => {
                 let stdout = session.helper.stdout.take().expect("stdout is piped");
@@ -157,10 +155,10 @@ impl Manager {
                     .map_err(|e| Error::internal("take the helper's output", e))?;
                 // tokio made it nonblocking; it is read on a blocking thread.
                 set_blocking(&stdout).map_err(|e| Error::internal("take the helper's output", e))?;
-                Ok(Pulled {
+                Ok(Pulled::Tree {
                     info,
                     data: read_chunks(stdout),
-                    tree: Some(session),
+                    session: Box::new(session),
                 })
             }
             (other, _) => Err(session.unexpected(&other)),
@@ -337,7 +335,7 @@ impl Push {
 }
 
 /// Reads a descriptor to its end on a blocking thread, in chunks, at most a few ahead.
-fn read_chunks(fd: OwnedFd) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+pub fn read_chunks(fd: OwnedFd) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::from(fd);

@@ -83,7 +83,8 @@ pub fn files(bench: &Bench) -> Result<Vec<Figure>> {
     check_interrupted()?;
     eprintln!("  {} file", BIG_FILE.1);
     let big_sides = Sides::new(sysc, &rootfs, scratch.path(), &data.big, false)?;
-    let [push, pull, cp, cp_onto_pool, cp_from_pool] = bench.in_turn(big_sides.all(), label, |t| rate(t, BIG_FILE.0));
+    let [push, pull, streamed, cp, cp_onto_pool, cp_from_pool] =
+        bench.in_turn(big_sides.all(), label, |t| rate(t, BIG_FILE.0));
     let after_big = resident(daemon)?;
 
     check_interrupted()?;
@@ -119,9 +120,15 @@ pub fn files(bench: &Bench) -> Result<Vec<Figure>> {
         Unit::MBps,
         &pull,
         [
-            (format!("cp, {pool} → {fs}"), cp_from_pool, Some(CP_RATIO)),
+            (format!("cp, {pool} → {fs}"), cp_from_pool.clone(), Some(CP_RATIO)),
             (local("cp"), cp, None),
         ],
+    ));
+    figures.extend(rows(
+        &format!("file pull streamed (as to a remote), {big_file}, {pulled}"),
+        Unit::MBps,
+        &streamed.split().0,
+        [(format!("cp, {pool} → {fs}"), cp_from_pool, None)],
     ));
     for (verb, rss) in [("push", push_rss), ("pull", pull_rss)] {
         figures.push(Figure::versus_constant(
@@ -295,12 +302,28 @@ impl<'a> Sides<'a> {
         let pull = Transfer {
             label: "sysc pull",
             command: Box::new({
-                let pulled = pulled.clone();
+                let (pulled, pull_source) = (pulled.clone(), pull_source.clone());
                 move || sysc.file_pull(flags, CONTAINER, &pull_source, &pulled)
             }),
             source: placed.clone(),
             copy: pulled,
         };
+        // What a client syscd cannot hand the file to (a remote, another network
+        // namespace) gets: the stream.
+        let streamed_pull = (!tree).then(|| {
+            let pulled = copied("streamed");
+            Transfer {
+                label: "sysc pull, streamed",
+                command: Box::new({
+                    let pulled = pulled.clone();
+                    move || {
+                        sysc_tests::in_own_network_namespace(sysc.file_pull(flags, CONTAINER, &pull_source, &pulled))
+                    }
+                }),
+                source: placed.clone(),
+                copy: pulled,
+            }
+        });
         let references: Vec<_> = if tree {
             let untarred = scratch.join("untarred");
             fs::create_dir_all(&untarred).with_context(|| format!("create {}", untarred.display()))?;
@@ -317,7 +340,13 @@ impl<'a> Sides<'a> {
                 Transfer::reference("cp from the pool", cp, &placed, copied("cp-from-pool")),
             ]
         };
-        Ok(Self([push, pull].into_iter().chain(references).collect()))
+        Ok(Self(
+            [push, pull]
+                .into_iter()
+                .chain(streamed_pull)
+                .chain(references)
+                .collect(),
+        ))
     }
 
     /// Every side, for `Bench::in_turn`.
