@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::ValueEnum;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -100,12 +100,46 @@ async fn fetch_config(channel: Channel, name: String) -> anyhow::Result<BTreeMap
 }
 
 /// The value, or an empty line for a key that is not set (as Incus does): either way a
-/// script gets what `$(sysc config get ...)` should hold, and exit status 0.
+/// script gets what `$(sysc config get ...)` should hold, and exit status 0. A name that
+/// is no config key at all (a typo such as limits.memroy) is an error, not an empty line.
 pub async fn get(channel: Channel, name: String, key: String) -> anyhow::Result<()> {
-    let config = fetch_config(channel, name).await?;
-    let value = config.get(&key).map(String::as_str).unwrap_or_default();
+    let config = fetch_config(channel.clone(), name).await?;
+    let value = match config.get(&key) {
+        Some(value) => value.as_str(),
+        None if key.starts_with("volatile.") => "",
+        None => {
+            let registry = registry(channel).await?;
+            if !in_registry(&registry, &key) {
+                bail!("unknown config key {key} (`sysc config keys` lists them)");
+            }
+            ""
+        }
+    };
     format::print(&format!("{value}\n"))?;
     Ok(())
+}
+
+/// Whether the registry lists `key`: as it is, or with the NAME in a listed name filled
+/// in ("environment.NAME" takes anything after the dot, "snapshots.NAME.schedule" one
+/// part without dots).
+fn in_registry(registry: &[ConfigKey], key: &str) -> bool {
+    registry.iter().any(|listed| match listed.name.split_once("NAME") {
+        None => listed.name == key,
+        Some((before, "")) => key.len() > before.len() && key.starts_with(before),
+        Some((before, after)) => key
+            .strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after))
+            .is_some_and(|name| !name.is_empty() && !name.contains('.')),
+    })
+}
+
+async fn registry(channel: Channel) -> anyhow::Result<Vec<ConfigKey>> {
+    Ok(ServerClient::new(channel)
+        .config_keys(ConfigKeysRequest {})
+        .await
+        .map_err(rpc_error)?
+        .into_inner()
+        .keys)
 }
 
 pub async fn show(channel: Channel, name: String) -> anyhow::Result<()> {
@@ -402,12 +436,7 @@ pub enum KeysFormat {
 
 /// The daemon's registry, in its own order (the order the README documents them in).
 pub async fn keys(channel: Channel, format: KeysFormat) -> anyhow::Result<()> {
-    let keys = ServerClient::new(channel)
-        .config_keys(ConfigKeysRequest {})
-        .await
-        .map_err(rpc_error)?
-        .into_inner()
-        .keys;
+    let keys = registry(channel).await?;
     let text = match format {
         KeysFormat::Markdown => markdown(&keys),
         KeysFormat::Table => format::render(&keys, OutputFormat::Table)?,
@@ -490,6 +519,38 @@ mod tests {
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn registry_names_match_as_listed_or_with_name_filled_in() {
+        let listed = |names: &[&str]| -> Vec<ConfigKey> {
+            names
+                .iter()
+                .map(|name| ConfigKey {
+                    name: name.to_string(),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let registry = listed(&["limits.memory", "environment.NAME", "snapshots.NAME.schedule"]);
+        for known in [
+            "limits.memory",
+            "environment.http_proxy",
+            "environment.a.b",
+            "snapshots.daily.schedule",
+        ] {
+            assert!(in_registry(&registry, known), "{known}");
+        }
+        for unknown in [
+            "limits.memroy",
+            "limits",
+            "environment.",
+            "snapshots..schedule",
+            "snapshots.a.b.schedule",
+            "snapshots.daily.schedul",
+        ] {
+            assert!(!in_registry(&registry, unknown), "{unknown}");
+        }
     }
 
     #[test]

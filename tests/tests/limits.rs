@@ -150,6 +150,18 @@ fn limits_change_live_and_apply_at_start() {
     assert_eq!(d.init_pid("c"), init, "no restart");
     assert_eq!(d.ok(&["config", "get", "c", "limits.cpu"]).trim(), "2");
     assert_eq!(d.ok(&["config", "get", "c", "limits.memory"]).trim(), "");
+    // Unset keys of every shape print an empty line; a name that is no key is an error.
+    for unset in ["environment.NOPE", "snapshots.nightly.schedule", "volatile.nothing"] {
+        assert_eq!(d.ok(&["config", "get", "c", unset]), "\n", "{unset}");
+    }
+    let typo = d.sysc(&["config", "get", "c", "limits.memroy"]);
+    assert!(!typo.success());
+    assert_eq!(typo.stdout, "");
+    assert!(
+        typo.stderr.contains("unknown config key limits.memroy"),
+        "{}",
+        typo.stderr
+    );
 }
 
 #[test]
