@@ -154,7 +154,7 @@ fn containers_get_addresses_names_and_reach_each_other_and_the_host() {
         "lease of {mac} still there: {}",
         leases(&d, &d.bridge)
     );
-    assert_eq!(bridge_ports(&d.bridge), 1);
+    wait_for_one_port(&d);
     assert!(d.container("b2")["ipv4"].as_array().unwrap().is_empty());
 
     // A restart gets an address again and keeps its MAC.
@@ -162,7 +162,14 @@ fn containers_get_addresses_names_and_reach_each_other_and_the_host() {
     wait_for_address(&d, "b2");
     assert_eq!(d.container("b2")["config"]["volatile.eth0.hwaddr"], mac.as_str());
     d.ok(&["delete", "--force", "b2"]);
-    assert_eq!(bridge_ports(&d.bridge), 1);
+    wait_for_one_port(&d);
+}
+
+/// Only b1 left on the bridge. The host end of a stopped container's veth goes with its
+/// network namespace, which the kernel tears down in the background after the init is gone.
+fn wait_for_one_port(d: &Daemon) {
+    let unplugged = wait_until(Duration::from_secs(10), || (bridge_ports(&d.bridge) == 1).then_some(()));
+    assert!(unplugged.is_some(), "{} ports on the bridge", bridge_ports(&d.bridge));
 }
 
 #[test]
