@@ -122,13 +122,7 @@ fn partial_file(path: &Path) -> anyhow::Result<Partial> {
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("{} does not name a file", path.display()))?;
-    Partial::beside(path, &format!(".{}.partial.", name.to_string_lossy())).map_err(|err| {
-        anyhow!(
-            "create a file in {}: {}",
-            directory_of(path).display(),
-            os_message(&err)
-        )
-    })
+    Partial::beside(path, &format!(".{}.partial.", name.to_string_lossy()))
 }
 
 /// Durable before it is visible under its name: after a crash, FILE is whole or absent.

@@ -10,6 +10,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::AtFlags;
+
+use crate::connect::os_message;
 use tempfile::{Builder, NamedTempFile};
 
 pub struct Partial {
@@ -23,8 +25,18 @@ pub struct Partial {
 impl Partial {
     /// Made in `target`'s directory, readable by its owner only while written (an export
     /// holds the container's keys). `prefix` starts the temporary name, if one is needed.
-    pub fn beside(target: &Path, prefix: &str) -> io::Result<Self> {
+    pub fn beside(target: &Path, prefix: &str) -> anyhow::Result<Self> {
         let dir = directory_of(target).to_path_buf();
+        Self::open_in(dir, prefix).map_err(|err| {
+            anyhow::anyhow!(
+                "create a file in {}: {}",
+                directory_of(target).display(),
+                os_message(&err)
+            )
+        })
+    }
+
+    fn open_in(dir: PathBuf, prefix: &str) -> io::Result<Self> {
         let unnamed = File::options()
             .write(true)
             .mode(0o600)

@@ -22,7 +22,7 @@ use super::handover::{self, Offer};
 use crate::connect::{os_message, rpc_error};
 use crate::interrupt::unless_interrupted;
 use crate::landing::{Landing, landing};
-use crate::partial::{Partial, directory_of};
+use crate::partial::Partial;
 use crate::progress::Transfer;
 
 /// The DEST that means stdout.
@@ -173,16 +173,7 @@ pub(super) async fn receive(
 
 async fn receive_file(body: Body, header: &FileInfo, local: &Path, progress: &Transfer) -> anyhow::Result<()> {
     let (mut partial, target) = match landing(local)? {
-        Landing::Replace(target) => {
-            let partial = Partial::beside(&target, ".sysc-pull-").map_err(|err| {
-                anyhow!(
-                    "create a file in {}: {}",
-                    directory_of(&target).display(),
-                    os_message(&err)
-                )
-            })?;
-            (Some(partial), target)
-        }
+        Landing::Replace(target) => (Some(Partial::beside(&target, ".sysc-pull-")?), target),
         Landing::Into(target) => (None, target),
     };
     let file = match &mut partial {

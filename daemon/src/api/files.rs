@@ -102,8 +102,8 @@ impl Files for FilesService {
             .pull_file(&request.name, request.path, request.recursive)
             .await?;
         let header = |info, handed_over| pb::PullFileResponse {
-            response: Some(pb::pull_file_response::Response::Header(file_info(info))),
             handed_over,
+            ..pulled_message(pb::pull_file_response::Response::Header(file_info(info)))
         };
         let stream: PullStream = match pulled {
             Pulled::File { info, file } => {
