@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::interrupt::interrupted;
-use crate::lxc::{Backing, Lxc};
+use crate::lxc::{Backing, Ids, Lxc};
 use crate::manager::{Manager, Template};
 use crate::measure::{settle, start_ready};
 use crate::readiness::Readiness;
@@ -14,13 +14,20 @@ use crate::sysc::Sysc;
 /// One side of a scenario, ready; or why it cannot run.
 pub type Side<'a> = std::result::Result<&'a dyn Manager, String>;
 
+/// First host id of the one range every unprivileged LXC container of the bench runs
+/// in (LXC's way: one range for all), well clear of the bench daemon's ranges.
+pub const LXC_IDMAP_BASE: u32 = 100_000_000;
+
 // Fields drop in declaration order: the syscd both sysc sides share (and with it their
 // containers) goes before LXC's lxcpath.
 pub struct Bench {
     pub sysc: Sysc,
     /// The same daemon and images as `sysc`, for privileged containers.
     sysc_privileged: Sysc,
+    /// LXC as sysc runs by default: unprivileged, an idmapped rootfs.
     pub lxc: std::result::Result<Lxc, String>,
+    /// LXC privileged, beside privileged sysc, and for the copies of the snapshot rows.
+    pub lxc_privileged: std::result::Result<Lxc, String>,
     pub runs: usize,
     pub containers: usize,
 }
@@ -30,15 +37,21 @@ impl Bench {
         eprintln!("== starting a private syscd");
         let sysc = Sysc::start();
         let sysc_privileged = sysc.privileged();
-        eprintln!("== making LXC's btrfs lxcpath");
-        let lxc = Lxc::new(Backing::Btrfs).map_err(|err| format!("LXC setup failed: {err:#}"));
-        if let Err(reason) = &lxc {
-            eprintln!("  {reason}");
-        }
+        eprintln!("== making LXC's btrfs lxcpaths");
+        let lxc_with = |ids| {
+            let lxc = Lxc::new(Backing::Btrfs, sysc.network(), ids).map_err(|err| format!("LXC setup failed: {err:#}"));
+            if let Err(reason) = &lxc {
+                eprintln!("  {reason}");
+            }
+            lxc
+        };
+        let lxc = lxc_with(Ids::Mapped { base: LXC_IDMAP_BASE });
+        let lxc_privileged = lxc_with(Ids::Host);
         Self {
             sysc,
             sysc_privileged,
             lxc,
+            lxc_privileged,
             runs,
             containers,
         }
@@ -50,12 +63,23 @@ impl Bench {
     }
 
     /// Creates `names` from `template` on both sides, untimed: sysc's from its
-    /// template, LXC's as btrfs snapshots of a copy of sysc's image. A failure on the
-    /// sysc side ends the scenario; on the LXC side it becomes that side's reason.
+    /// template, LXC's (unprivileged) as btrfs snapshots of a copy of sysc's image. A
+    /// failure on the sysc side ends the scenario; on the LXC side it becomes that
+    /// side's reason.
     pub fn prepare(&self, template: Template, names: &[&str]) -> Result<Side<'_>> {
         self.sysc.create_missing(template, names)?;
+        self.prepare_lxc(&self.lxc, template, names)
+    }
+
+    /// `names` from `template` on LXC `lxc`, untimed, or why not.
+    pub fn prepare_lxc<'a>(
+        &self,
+        lxc: &'a std::result::Result<Lxc, String>,
+        template: Template,
+        names: &[&str],
+    ) -> Result<Side<'a>> {
         let rootfs = self.sysc.image_rootfs(template)?;
-        let lxc = self.lxc.as_ref().map_err(String::clone).and_then(|lxc| {
+        let lxc = lxc.as_ref().map_err(String::clone).and_then(|lxc| {
             lxc.import_image(template, &rootfs)
                 .and_then(|()| lxc.create_missing(template, names))
                 .map(|()| lxc as &dyn Manager)
@@ -67,9 +91,10 @@ impl Bench {
         Ok(lxc)
     }
 
-    /// Creates `names` from `template` as privileged sysc containers, untimed. A
-    /// failure becomes that side's reason: the default comparison still runs.
-    pub fn prepare_privileged(&self, template: Template, names: &[&str]) -> Side<'_> {
+    /// Creates `names` from `template` as privileged containers on both sides,
+    /// untimed: (sysc, LXC). A failure becomes that side's reason: the default
+    /// comparison still runs.
+    pub fn prepare_privileged(&self, template: Template, names: &[&str]) -> Result<[Side<'_>; 2]> {
         let privileged = self
             .sysc_privileged
             .create_missing(template, names)
@@ -78,7 +103,7 @@ impl Bench {
         if let Err(reason) = &privileged {
             eprintln!("  sysc privileged: {reason}");
         }
-        privileged
+        Ok([privileged, self.prepare_lxc(&self.lxc_privileged, template, names)?])
     }
 
     /// Runs `measure` once per run on each side, rotating which side goes first so

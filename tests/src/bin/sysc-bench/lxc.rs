@@ -1,5 +1,6 @@
-//! LXC, privileged, with a private lxcpath on its own btrfs loop file; or, for the
-//! dir-backed comparisons, on a plain directory of /tmp's filesystem.
+//! LXC, unprivileged as sysc runs by default or privileged, with a private lxcpath on
+//! its own btrfs loop file; or, for the dir-backed comparisons, on a plain directory of
+//! /tmp's filesystem. Its containers are on sysc's default network.
 
 mod cgroups;
 mod config;
@@ -12,6 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use self::cgroups::{cgroup_hierarchies, pivot_cgroups, remove_cgroup_tree};
+pub use self::config::Ids;
 use self::config::{lxc_config, personalize};
 use crate::interrupt::check_interrupted;
 use crate::manager::{Manager, STOP_TIMEOUT_SECS, Template};
@@ -46,6 +48,10 @@ pub struct Lxc {
     dir: tempfile::TempDir,
     lxcpath: PathBuf,
     backing: Backing,
+    /// The bridge each container's eth0 is on: sysc's default network.
+    bridge: String,
+    /// Whose ids the containers (not the image) run with.
+    ids: Ids,
     mounted: bool,
     pub version: String,
     /// Every container this bench defined (full names), for the clean-up of
@@ -57,13 +63,15 @@ pub struct Lxc {
 }
 
 impl Lxc {
-    pub fn new(backing: Backing) -> Result<Self> {
+    pub fn new(backing: Backing, bridge: &str, ids: Ids) -> Result<Self> {
         let version = run(Command::new("lxc-start").arg("--version"))?.trim().to_string();
         let dir = tempfile::Builder::new().prefix("sysc-bench-lxc").tempdir_in("/tmp")?;
         let mut lxc = Self {
             lxcpath: dir.path().join("lxcpath"),
             dir,
             backing,
+            bridge: bridge.to_string(),
+            ids,
             mounted: false,
             version,
             made: RefCell::new(Vec::new()),
@@ -91,12 +99,17 @@ impl Lxc {
         Ok(())
     }
 
-    fn full_name(name: &str) -> String {
-        format!("{LXC_PREFIX}{name}")
+    /// Privileged ones apart, so that two of a name can run at once (one per lxcpath)
+    /// without sharing cgroup names.
+    fn full_name(&self, name: &str) -> String {
+        match self.ids {
+            Ids::Host => format!("{LXC_PREFIX}priv-{name}"),
+            Ids::Mapped { .. } => format!("{LXC_PREFIX}{name}"),
+        }
     }
 
-    fn image_name(template: Template) -> String {
-        Self::full_name(&format!("{}-image", template.name()))
+    fn image_name(&self, template: Template) -> String {
+        self.full_name(&format!("{}-image", template.name()))
     }
 
     fn config_path(&self, full: &str) -> PathBuf {
@@ -125,7 +138,7 @@ impl Lxc {
     /// a plain copy of sysc's image: every LXC container of the template is a snapshot
     /// of it on btrfs, a copy of it on dir.
     pub fn import_image(&self, template: Template, image_rootfs: &Path) -> Result<()> {
-        let full = Self::image_name(template);
+        let full = self.image_name(template);
         if self.exists(&full) {
             return Ok(());
         }
@@ -142,14 +155,22 @@ impl Lxc {
         }
         run(Command::new("cp").arg("-a").arg(image_rootfs.join(".")).arg(&rootfs))?;
         personalize(&rootfs, &full)?;
-        let config = lxc_config(&full, storage, &rootfs, template);
-        fs::write(self.config_path(&full), config)?;
-        Ok(())
+        // Never started: it keeps its storage type, so that lxc-copy -s snapshots it.
+        self.write_config(template, &full, Ids::Host)
+    }
+
+    /// Our config for the container `full`, in place of whatever lxc-copy wrote (which
+    /// would give a copy a random MAC).
+    fn write_config(&self, template: Template, full: &str, ids: Ids) -> Result<()> {
+        let rootfs = self.lxcpath.join(full).join("rootfs");
+        let storage = self.backing.storage_type();
+        let config = lxc_config(full, storage, &rootfs, template, &self.bridge, ids);
+        fs::write(self.config_path(full), config).with_context(|| format!("write the LXC config of {full}"))
     }
 
     pub fn create_missing(&self, template: Template, names: &[&str]) -> Result<()> {
         for name in names {
-            let full = Self::full_name(name);
+            let full = self.full_name(name);
             if !self.exists(&full) {
                 check_interrupted()?;
                 self.clone_image(template, &full)?;
@@ -164,22 +185,22 @@ impl Lxc {
     /// where `-s` would make an overlay container instead. It also renames the copy.
     fn clone_image(&self, template: Template, full: &str) -> Result<()> {
         self.remember(full);
-        let mut copy = self.tool("lxc-copy", &Self::image_name(template));
+        let mut copy = self.tool("lxc-copy", &self.image_name(template));
         copy.args(["-N", full]);
         if self.backing == Backing::Btrfs {
             copy.arg("-s");
         }
         run(&mut copy)?;
-        Ok(())
+        self.write_config(template, full, self.ids)
     }
 
     pub fn rootfs(&self, name: &str) -> PathBuf {
-        self.lxcpath.join(Self::full_name(name)).join("rootfs")
+        self.lxcpath.join(self.full_name(name)).join("rootfs")
     }
 
     /// Where `lxc-snapshot` keeps a container's snapshots, each one a container there.
     fn snapshots_path(&self, name: &str) -> PathBuf {
-        self.lxcpath.join(Self::full_name(name)).join("snaps")
+        self.lxcpath.join(self.full_name(name)).join("snaps")
     }
 
     /// The snapshot of a running container, as LXC makes it, not started yet.
@@ -190,7 +211,7 @@ impl Lxc {
     pub fn snapshot(&self, name: &str, snapshot: &str) -> Result<Command> {
         let snapshots = self.snapshots_path(name);
         fs::create_dir_all(&snapshots)?;
-        let mut copy = self.tool("lxc-copy", &Self::full_name(name));
+        let mut copy = self.tool("lxc-copy", &self.full_name(name));
         copy.args(["-N", snapshot, "-a", "-K", "-M", "-p"]).arg(&snapshots);
         if self.backing == Backing::Btrfs {
             copy.arg("-s");
@@ -261,11 +282,14 @@ impl Drop for Lxc {
 
 impl Manager for Lxc {
     fn label(&self) -> &'static str {
-        "LXC"
+        match self.ids {
+            Ids::Host => "LXC privileged",
+            Ids::Mapped { .. } => "LXC",
+        }
     }
 
     fn start(&self, name: &str) -> Result<()> {
-        let full = Self::full_name(name);
+        let full = self.full_name(name);
         let config = self.config_path(&full);
         run(self.tool("lxc-start", &full).arg("-d").arg("-f").arg(&config))
             .map(drop)
@@ -273,17 +297,17 @@ impl Manager for Lxc {
     }
 
     fn init_pid(&self, name: &str) -> Result<Option<i32>> {
-        let pid = run(self.tool("lxc-info", &Self::full_name(name)).args(["-p", "-H"]))?;
+        let pid = run(self.tool("lxc-info", &self.full_name(name)).args(["-p", "-H"]))?;
         Ok(pid.trim().parse().ok())
     }
 
     fn stop(&self, name: &str) -> Result<()> {
         let timeout = STOP_TIMEOUT_SECS.to_string();
-        run(self.tool("lxc-stop", &Self::full_name(name)).args(["-t", &timeout])).map(drop)
+        run(self.tool("lxc-stop", &self.full_name(name)).args(["-t", &timeout])).map(drop)
     }
 
     fn kill_all(&self, names: &[&str]) -> Result<()> {
-        for full in names.iter().map(|name| Self::full_name(name)) {
+        for full in names.iter().map(|name| self.full_name(name)) {
             if self.is_running(&full)? {
                 run(self.tool("lxc-stop", &full).arg("-k"))?;
             }
@@ -292,13 +316,13 @@ impl Manager for Lxc {
     }
 
     fn launch(&self, template: Template, name: &str) -> Result<()> {
-        self.clone_image(template, &Self::full_name(name))?;
+        self.clone_image(template, &self.full_name(name))?;
         self.start(name)
     }
 
     fn delete_all(&self, names: &[&str]) -> Result<()> {
         self.kill_all(names)?;
-        for full in names.iter().map(|name| Self::full_name(name)) {
+        for full in names.iter().map(|name| self.full_name(name)) {
             if self.exists(&full) {
                 run(&mut self.tool("lxc-destroy", &full))?;
             }
@@ -308,7 +332,7 @@ impl Manager for Lxc {
 
     /// With our config, where `lxc-start -f` took it from: LXC's default place for it.
     fn exec(&self, name: &str, command: &[&str]) -> Command {
-        let mut attach = self.tool("lxc-attach", &Self::full_name(name));
+        let mut attach = self.tool("lxc-attach", &self.full_name(name));
         attach.arg("--").args(command);
         attach
     }

@@ -4,12 +4,14 @@
 //! sample.
 //!
 //! sysc runs as it does by default: unprivileged (its own user namespace, idmapped
-//! rootfs) on a btrfs loop-file pool, through a private syscd. LXC runs privileged (no
-//! idmap) from config files written here, with a private lxcpath on its own btrfs loop
-//! file, booting `cp -a` copies of sysc's own image root filesystems. So that the debian
-//! start and stop and the exec figures can also be compared like with like, those
-//! scenarios also run a privileged sysc container (same daemon, same image) in the same
-//! runs. Snapshots and exports copy a running debian container's rootfs filled to 200 MB
+//! rootfs) on a btrfs loop-file pool, through a private syscd, each container on its
+//! default network. LXC does the same work from config files written here: unprivileged
+//! (an idmapped rootfs too), eth0 a veth on that same bridge (DHCP from the same
+//! dnsmasq), a private lxcpath on its own btrfs loop file, booting `cp -a` copies of
+//! sysc's own image root filesystems. The debian start and stop and the exec figures are
+//! also measured with both sides privileged, in the same runs. The stop scenario also
+//! times the guest's halt alone (the halt signal sent straight to the init), the floor
+//! under any manager's stop. Snapshots and exports copy a running debian container's rootfs filled to 200 MB
 //! and 2 GB (snapshots.rs): on btrfs and on a dir pool, beside LXC on the same kind of
 //! storage and `cp -a --reflink=auto` or `tar` of the same tree. `sysc file push` and
 //! `pull` carry a 1 GiB file and a tree of 10,000 small files to and from a running

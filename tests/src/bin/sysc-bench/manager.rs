@@ -36,6 +36,14 @@ impl Template {
             Self::Debian => "SIGRTMIN+3",
         }
     }
+
+    /// The same signal's number.
+    pub fn halt_signo(self) -> i32 {
+        match self {
+            Self::Busybox => libc::SIGUSR1,
+            Self::Debian => libc::SIGRTMIN() + 3,
+        }
+    }
 }
 
 /// A container manager driven through its own command line tools. Names are sysc's

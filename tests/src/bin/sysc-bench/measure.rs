@@ -17,6 +17,9 @@ use crate::util::{COMMAND_TIMEOUT, parent_pid, run, run_counted};
 /// Quiet time before each measurement, after a `sync`.
 pub const SETTLE_PAUSE: Duration = Duration::from_millis(200);
 
+/// How often the manager is asked whether it has seen a halted init go.
+const COLLECTED_POLL: Duration = Duration::from_millis(20);
+
 /// Longest one `exec NAME -- true` may take before the sample fails.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,6 +31,30 @@ pub fn boot_then_kill(m: &dyn Manager, name: &str, readiness: Readiness) -> Resu
 pub fn boot_then_time_clean_stop(m: &dyn Manager, name: &str) -> Result<Sample> {
     let stopped = boot(m, name, Readiness::SystemdSettled).and_then(|booted| time_clean_stop(m, name, booted.pid));
     measured_then(stopped, || m.kill(name))
+}
+
+/// The guest's own halt with no manager in the way: the template's halt signal sent
+/// straight to the init with kill(2), until the init is gone. Then (untimed) until the
+/// manager has seen it go, so the next start finds it stopped.
+pub fn boot_then_time_halt_alone(m: &dyn Manager, name: &str, template: Template) -> Result<Sample> {
+    let halted = boot(m, name, Readiness::SystemdSettled).and_then(|booted| {
+        let init = Pidfd::open(booted.pid)?;
+        let budget = Duration::from_secs(STOP_TIMEOUT_SECS.into());
+        let began = Instant::now();
+        init.signal(template.halt_signo())?;
+        ensure!(
+            init.wait_for_exit(budget)?,
+            "{} {name}: init {} still running {budget:?} after its halt signal",
+            m.label(),
+            booted.pid
+        );
+        let gone = began.elapsed();
+        poll_until(&format!("{} {name}: stopped", m.label()), COLLECTED_POLL, || {
+            Ok(m.init_pid(name)?.is_none().then_some(()))
+        })?;
+        Ok(Sample::plain(millis(gone)))
+    });
+    measured_then(halted, || m.kill(name))
 }
 
 /// The total of the sequential starts, then (untimed) the median monitor PSS.

@@ -19,16 +19,22 @@ impl Pidfd {
     }
 
     pub fn kill(&self) {
+        let _ = self.signal(libc::SIGKILL);
+    }
+
+    pub fn signal(&self, signal: i32) -> Result<()> {
         // SAFETY: pidfd_send_signal(2) with a pidfd we own, no siginfo, no flags.
-        unsafe {
+        let sent = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.0.as_raw_fd(),
-                libc::SIGKILL,
+                signal,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             )
         };
+        ensure!(sent == 0, "send signal {signal}: {}", std::io::Error::last_os_error());
+        Ok(())
     }
 
     /// Whether the process exited within `timeout` (a pidfd polls readable then).

@@ -204,12 +204,17 @@ impl Report {
                 kernel.trim()
             ),
             "sysc: its default, unprivileged (own user namespace, idmapped rootfs), btrfs loop-file pool".into(),
-            "sysc privileged (rows so marked): security.privileged=true (no user namespace, no idmap), \
-             same daemon, same image"
+            "rows marked \"both privileged\": sysc with security.privileged=true (no user namespace, no idmap), \
+             same daemon, same image, beside privileged LXC"
                 .into(),
             format!(
-                "{lxc}: PRIVILEGED (no idmap), own config, no network, btrfs loop-file lxcpath, \
-                 rootfs = cp -a of sysc's image"
+                "{lxc}: own config, btrfs loop-file lxcpath, rootfs = cp -a of sysc's image (each container a \
+                 btrfs snapshot of it); unprivileged like sysc's default (lxc.idmap 0 → {base}, 65536 ids, shared \
+                 by all, rootfs an idmapped mount: `lxc.rootfs.options = idmap=container`, LXC's dir driver) \
+                 unless privileged; eth0 a veth on sysc's default network {network} (a fixed MAC per container), \
+                 as every sysc container has, so both get DHCP from the same dnsmasq",
+                base = crate::bench::LXC_IDMAP_BASE,
+                network = bench.sysc.network()
             ),
             "exec: `sysc exec NAME -- CMD` beside `lxc-attach -n NAME -P LXCPATH -- CMD`, each timed \
              from spawn to exit, stdin /dev/null, stdout and stderr pipes (no terminal)"

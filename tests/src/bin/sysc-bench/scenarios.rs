@@ -8,8 +8,8 @@ use anyhow::Result;
 use crate::bench::Bench;
 use crate::manager::Template;
 use crate::measure::{
-    boot_then_kill, boot_then_time_clean_stop, exec_cat_throughput, exec_round_trips, launch_then_delete,
-    start_all_then_kill,
+    boot_then_kill, boot_then_time_clean_stop, boot_then_time_halt_alone, exec_cat_throughput, exec_round_trips,
+    launch_then_delete, start_all_then_kill,
 };
 use crate::readiness::Readiness;
 use crate::report::{Figure, Reference, Unit};
@@ -50,50 +50,68 @@ pub fn busybox_start(bench: &Bench) -> Result<Vec<Figure>> {
 /// for sysc's default and for a privileged sysc container like LXC's.
 pub fn debian_start(bench: &Bench) -> Result<Vec<Figure>> {
     let lxc = bench.prepare(Template::Debian, &["web"])?;
-    let privileged = bench.prepare_privileged(Template::Debian, &["web"]);
-    let [sysc, privileged, lxc] = bench.side_by_side([bench.sysc(), privileged, lxc], |m| {
-        boot_then_kill(m, "web", Readiness::SystemdSettled)
-    });
+    let [privileged, lxc_privileged] = bench.prepare_privileged(Template::Debian, &["web"])?;
+    let [sysc, privileged, lxc, lxc_privileged] = bench
+        .side_by_side([bench.sysc(), privileged, lxc, lxc_privileged], |m| {
+            boot_then_kill(m, "web", Readiness::SystemdSettled)
+        });
     Ok(default_and_privileged(
         "debian start → systemd running/degraded",
         Unit::Ms,
-        sysc,
-        privileged,
-        lxc,
+        [sysc, lxc],
+        [privileged, lxc_privileged],
         Some(0.9),
     ))
 }
 
-/// Scenario 3: debian clean stop, from running to gone. Target: sysc ≤ 0.7 × LXC, for
-/// sysc's default and for a privileged sysc container like LXC's.
+/// Scenario 3: debian clean stop, from running to gone. Target: sysc ≤ 0.7 × LXC,
+/// unprivileged and privileged. Beside it, with no target, the guest's halt alone: the
+/// halt signal sent by the bench straight to the init (no manager's command), until the
+/// init is gone; no manager's stop can be quicker than that.
 pub fn debian_stop(bench: &Bench) -> Result<Vec<Figure>> {
     let lxc = bench.prepare(Template::Debian, &["web"])?;
-    let privileged = bench.prepare_privileged(Template::Debian, &["web"]);
-    let [sysc, privileged, lxc] =
-        bench.side_by_side([bench.sysc(), privileged, lxc], |m| boot_then_time_clean_stop(m, "web"));
-    Ok(default_and_privileged(
+    let [privileged, lxc_privileged] = bench.prepare_privileged(Template::Debian, &["web"])?;
+    let sides = [bench.sysc(), privileged, lxc, lxc_privileged];
+    let [sysc, privileged, lxc, lxc_privileged] =
+        bench.side_by_side(sides.clone(), |m| boot_then_time_clean_stop(m, "web"));
+    eprintln!("  the guest's halt alone");
+    let [sysc_alone, privileged_alone, lxc_alone, lxc_privileged_alone] =
+        bench.side_by_side(sides, |m| boot_then_time_halt_alone(m, "web", Template::Debian));
+    let mut figures = default_and_privileged(
         "debian clean stop → init gone",
         Unit::Ms,
-        sysc,
-        privileged,
-        lxc,
+        [sysc, lxc],
+        [privileged, lxc_privileged],
         Some(0.7),
-    ))
+    );
+    figures.extend(default_and_privileged(
+        "debian halt alone (`kill -RTMIN+3 INIT` → init gone)",
+        Unit::Ms,
+        [sysc_alone, lxc_alone],
+        [privileged_alone, lxc_privileged_alone],
+        None,
+    ));
+    Ok(figures)
 }
 
-/// The row for sysc's default, then the same row for privileged sysc, both against the
-/// same LXC samples: LXC runs privileged, so only the second compares like with like.
+/// The row for sysc's default against unprivileged LXC, then the row for privileged
+/// sysc against privileged LXC: each pair [sysc, LXC].
 fn default_and_privileged(
     label: &str,
     unit: Unit,
-    sysc: Series,
-    privileged: Series,
-    lxc: Series,
+    [sysc, lxc]: [Series; 2],
+    [privileged, lxc_privileged]: [Series; 2],
     target: Option<f64>,
 ) -> Vec<Figure> {
     vec![
-        Figure::versus_lxc(label, unit, sysc, lxc.clone(), target),
-        Figure::versus_lxc(&format!("{label} (sysc privileged)"), unit, privileged, lxc, target),
+        Figure::versus_lxc(label, unit, sysc, lxc, target),
+        Figure::versus_lxc(
+            &format!("{label}, both privileged"),
+            unit,
+            privileged,
+            lxc_privileged,
+            target,
+        ),
     ]
 }
 
@@ -171,16 +189,16 @@ pub fn second_launch(bench: &Bench) -> Result<Vec<Figure>> {
 /// beside it.
 pub fn exec(bench: &Bench) -> Result<Vec<Figure>> {
     let lxc = bench.prepare(Template::Busybox, &["b"])?;
-    let privileged = bench.prepare_privileged(Template::Busybox, &["b"]);
-    let [sysc, privileged, lxc] = bench.side_by_side_running(
-        [bench.sysc(), privileged, lxc],
+    let [privileged, lxc_privileged] = bench.prepare_privileged(Template::Busybox, &["b"])?;
+    let [sysc, privileged, lxc, lxc_privileged] = bench.side_by_side_running(
+        [bench.sysc(), privileged, lxc, lxc_privileged],
         Template::Busybox,
         "b",
         |_| Ok(()),
         |m| exec_round_trips(m, "b", EXEC_WARM_UP, EXEC_CALLS),
     );
     let label = "exec round trip (`true`)";
-    let mut figures = default_and_privileged(label, Unit::Ms, sysc.clone(), privileged, lxc, None);
+    let mut figures = default_and_privileged(label, Unit::Ms, [sysc.clone(), lxc], [privileged, lxc_privileged], None);
     figures.push(Figure::versus_constant(
         &format!("{label}, absolute"),
         Unit::Ms,
@@ -196,10 +214,10 @@ pub fn exec(bench: &Bench) -> Result<Vec<Figure>> {
 /// lxc-attach hands the command the caller's own stdout; shown for comparison.
 pub fn exec_throughput(bench: &Bench) -> Result<Vec<Figure>> {
     let lxc = bench.prepare(Template::Busybox, &["b"])?;
-    let privileged = bench.prepare_privileged(Template::Busybox, &["b"]);
+    let [privileged, lxc_privileged] = bench.prepare_privileged(Template::Busybox, &["b"])?;
     let fill = format!("head -c {BIG_FILE_BYTES} /dev/urandom > {BIG_FILE}");
-    let [sysc, privileged, lxc] = bench.side_by_side_running(
-        [bench.sysc(), privileged, lxc],
+    let [sysc, privileged, lxc, lxc_privileged] = bench.side_by_side_running(
+        [bench.sysc(), privileged, lxc, lxc_privileged],
         Template::Busybox,
         "b",
         |m| run(&mut m.exec("b", &["sh", "-c", &fill])).map(drop),
@@ -208,9 +226,8 @@ pub fn exec_throughput(bench: &Bench) -> Result<Vec<Figure>> {
     Ok(default_and_privileged(
         &format!("exec stdout throughput (`cat` {} MB)", BIG_FILE_BYTES / 1_000_000),
         Unit::MBps,
-        sysc,
-        privileged,
-        lxc,
+        [sysc, lxc],
+        [privileged, lxc_privileged],
         None,
     ))
 }

@@ -21,7 +21,7 @@ use anyhow::{Context, Result, ensure};
 use crate::bench::Bench;
 use crate::fill::Fill;
 use crate::interrupt::check_interrupted;
-use crate::lxc::{Backing, Lxc};
+use crate::lxc::{Backing, Ids, Lxc};
 use crate::manager::{Manager, Template};
 use crate::measure::{measured_then, millis, start_ready};
 use crate::readiness::Readiness;
@@ -62,9 +62,12 @@ const SNAPSHOT: &str = "bench";
 /// BTRFS_SNAPSHOT_TARGET_MS at both sizes and flat in size; dir ≤ the `cp`.
 pub fn snapshot(bench: &Bench) -> Result<Vec<Figure>> {
     let sysc = &bench.sysc;
+    // Privileged LXC: lxc-copy snapshots its btrfs rootfs, where an unprivileged one's
+    // (LXC's dir driver, for the idmapped mount) would be copied file by file.
+    sysc.create_missing(Template::Debian, &[BTRFS_CONTAINER])?;
     let lxc = bench
-        .prepare(Template::Debian, &[BTRFS_CONTAINER])?
-        .and_then(|_| bench.lxc.as_ref().map_err(String::clone));
+        .prepare_lxc(&bench.lxc_privileged, Template::Debian, &[BTRFS_CONTAINER])?
+        .and_then(|_| bench.lxc_privileged.as_ref().map_err(String::clone));
     let _clean_up = OnDrop(|| {
         complain(sysc.delete_all(&[BTRFS_CONTAINER, DIR_CONTAINER]));
         complain(sysc.delete_pool(DIR_POOL));
@@ -76,7 +79,7 @@ pub fn snapshot(bench: &Bench) -> Result<Vec<Figure>> {
     sysc.create_pool(DIR_POOL, "dir")?;
     sysc.create_in_pool(Template::Debian, DIR_CONTAINER, DIR_POOL)?;
     // Its own lxcpath, removed with it: it kills its container on the way out.
-    let lxc_dir = Lxc::new(Backing::Dir)
+    let lxc_dir = Lxc::new(Backing::Dir, sysc.network(), Ids::Host)
         .and_then(|lxc| {
             lxc.import_image(Template::Debian, &sysc.image_rootfs(Template::Debian)?)?;
             lxc.create_missing(Template::Debian, &[DIR_CONTAINER])?;
