@@ -8,7 +8,7 @@ use super::Manager;
 use crate::db::{ContainerRecord, Devices, device_is};
 use crate::error::{Error, Result};
 use crate::network::nic::{self, Nic};
-use crate::runtime::NicMove;
+use crate::runtime::NicPlug;
 
 /// A nic of a container with everything a start needs.
 pub(super) struct NicPlan {
@@ -17,11 +17,12 @@ pub(super) struct NicPlan {
     pub mac: String,
 }
 
-/// A veth pair made for a start, until the container's monitor takes its peer.
+/// A veth pair for a start, made by the container's monitor.
 pub(super) struct Plugged {
     pub host: String,
-    pub peer: String,
+    pub bridge: u32,
     pub name: String,
+    pub mac: [u8; 6],
 }
 
 /// The dnsmasq host file of one nic of one container.
@@ -100,15 +101,15 @@ impl Manager {
                 statics,
             )
             .await?;
-        let (host, peer) = self.networks.plug(network, &plan.mac).await?;
         Ok(Plugged {
-            host,
-            peer,
+            host: nic::veth_name(),
+            bridge: self.networks.bridge_index(network).await?,
             name: plan.nic.name.clone(),
+            mac: nic::parse_mac(&plan.mac)?,
         })
     }
 
-    /// Removes veth pairs whose peers no container took.
+    /// Removes the veth pairs of a start that failed.
     pub(super) async fn unplug_nics(&self, plugged: &[Plugged]) {
         for pair in plugged {
             self.networks.unplug(&pair.host).await;
@@ -194,11 +195,13 @@ impl Manager {
     }
 }
 
-impl From<&Plugged> for NicMove {
+impl From<&Plugged> for NicPlug {
     fn from(pair: &Plugged) -> Self {
-        NicMove {
-            link: pair.peer.clone(),
+        NicPlug {
+            host: pair.host.clone(),
+            bridge: pair.bridge,
             name: pair.name.clone(),
+            mac: pair.mac,
         }
     }
 }

@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::NetworkError;
 use super::subnet::Gateway;
@@ -118,41 +118,24 @@ impl Netlink {
         }
     }
 
-    /// A veth pair: `host` up and in `bridge`, `peer` (down, with the container's MAC)
-    /// left in the host's namespace for the container's monitor to take.
-    pub async fn create_veth(&self, host: &str, peer: &str, mac: [u8; 6], bridge: u32) -> Result<(), NetworkError> {
-        let peer_message = LinkUnspec::new_with_name(peer).address(mac.to_vec()).build();
-        let message = LinkVeth::new(host, peer)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
-            .controller(bridge)
+    /// A veth pair: `host` up and in `bridge`, its peer made straight in the network
+    /// namespace of `plug.pid` as `inside` (down, with the container's MAC). Made there,
+    /// not moved there: moving a link between namespaces waits out an rcu_barrier(),
+    /// tens of milliseconds on a small host.
+    pub async fn create_veth_into(&self, plug: &VethPlug<'_>) -> Result<(), NetworkError> {
+        let peer = LinkUnspec::new_with_name(plug.inside)
+            .address(plug.mac.to_vec())
+            .setns_by_pid(plug.pid)
+            .build();
+        let message = LinkVeth::new(plug.host, plug.inside)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(plug.bridge)
             .up()
             .build();
-        self.handle
-            .link()
-            .add(message)
-            .execute()
-            .await
-            .map_err(failed(format!("create veth pair {host}/{peer}")))
-    }
-
-    /// Moves a link into the network namespace of `pid`, renamed to `name` there.
-    pub async fn move_to(&self, link: &str, pid: u32, name: &str) -> Result<(), NetworkError> {
-        let index = self
-            .link(link)
-            .await?
-            .ok_or_else(|| NetworkError::Host(format!("link {link} not found")))?
-            .index;
-        let message = LinkMessageBuilder::<LinkUnspec>::default()
-            .index(index)
-            .setns_by_pid(pid)
-            .name(name.to_string())
-            .build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(failed(format!("move {link} into the container as {name}")))
+        self.handle.link().add(message).execute().await.map_err(failed(format!(
+            "create veth pair {} (host) / {} (in the container)",
+            plug.host, plug.inside
+        )))
     }
 
     /// The destinations of the host's IPv4 routes, in every table.
@@ -202,10 +185,23 @@ fn kind_name(kind: &InfoKind) -> String {
     }
 }
 
-/// For the monitor, which has no runtime of its own: moves each (host link, name inside)
-/// into the namespace of `pid`, on a single-threaded runtime that lives for this call.
-pub fn move_links_blocking(pid: u32, links: &[(String, String)]) -> Result<(), NetworkError> {
-    if links.is_empty() {
+/// One veth pair for a starting container.
+pub struct VethPlug<'a> {
+    /// The host end's name, in the bridge.
+    pub host: &'a str,
+    /// The bridge's index.
+    pub bridge: u32,
+    /// Whose network namespace gets the peer.
+    pub pid: u32,
+    /// The peer's name there.
+    pub inside: &'a str,
+    pub mac: [u8; 6],
+}
+
+/// For the monitor, which has no runtime of its own: makes each veth pair, on a
+/// single-threaded runtime that lives for this call.
+pub fn create_veths_blocking(plugs: &[VethPlug<'_>]) -> Result<(), NetworkError> {
+    if plugs.is_empty() {
         return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -214,8 +210,8 @@ pub fn move_links_blocking(pid: u32, links: &[(String, String)]) -> Result<(), N
         .map_err(|e| NetworkError::Host(format!("start a netlink runtime: {e}")))?;
     runtime.block_on(async {
         let netlink = Netlink::connect()?;
-        for (link, name) in links {
-            netlink.move_to(link, pid, name).await?;
+        for plug in plugs {
+            netlink.create_veth_into(plug).await?;
         }
         Ok(())
     })

@@ -349,9 +349,8 @@ impl Networks {
         }
     }
 
-    /// A veth pair for a container on `network`: the host end in the bridge, the peer
-    /// (with `mac`) waiting in the host's namespace for the container's monitor.
-    pub async fn plug(&self, network: &str, mac: &str) -> Result<(String, String)> {
+    /// The index of `network`'s bridge, for a veth the container's monitor makes on it.
+    pub async fn bridge_index(&self, network: &str) -> Result<u32> {
         let netlink = Netlink::connect()?;
         let bridge = netlink
             .link(network)
@@ -362,14 +361,10 @@ impl Networks {
                     "network {network} is not available: its bridge is missing (see the daemon's log)"
                 ))
             })?;
-        let (host, peer) = nic::veth_names();
-        netlink
-            .create_veth(&host, &peer, nic::parse_mac(mac)?, bridge.index)
-            .await?;
-        Ok((host, peer))
+        Ok(bridge.index)
     }
 
-    /// Deletes a veth pair the container never took (a failed start).
+    /// Deletes a veth pair by its host end, if a failed start left one.
     pub async fn unplug(&self, host: &str) {
         if let Ok(netlink) = Netlink::connect()
             && let Err(e) = netlink.delete(host).await

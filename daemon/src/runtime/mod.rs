@@ -15,4 +15,4 @@ pub mod spec;
 
 pub use error::{Result, RuntimeError};
 pub use parent::{Started, start};
-pub use spec::{ContainerSpec, IdMap, NicMove};
+pub use spec::{ContainerSpec, IdMap, NicPlug};

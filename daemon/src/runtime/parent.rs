@@ -18,6 +18,7 @@ use super::mountapi;
 use super::process;
 use super::spec::ContainerSpec;
 use crate::cgroup::Owner;
+use crate::network::links::{VethPlug, create_veths_blocking};
 
 /// A container whose init has been exec'd.
 pub struct Started {
@@ -75,8 +76,18 @@ fn start_in_cgroup(
         fs::write(format!("/proc/{pid}/uid_map"), &line).ctx("write the uid map")?;
         fs::write(format!("/proc/{pid}/gid_map"), &line).ctx("write the gid map")?;
     }
-    let links: Vec<(String, String)> = spec.nics.iter().map(|n| (n.link.clone(), n.name.clone())).collect();
-    crate::network::links::move_links_blocking(pid.as_raw() as u32, &links)?;
+    let plugs: Vec<VethPlug> = spec
+        .nics
+        .iter()
+        .map(|nic| VethPlug {
+            host: &nic.host,
+            bridge: nic.bridge,
+            pid: pid.as_raw() as u32,
+            inside: &nic.name,
+            mac: nic.mac,
+        })
+        .collect();
+    create_veths_blocking(&plugs)?;
     let tree = mountapi::clone_tree(&spec.rootfs).ctx(format!("clone the mount of {}", spec.rootfs.display()))?;
     if spec.idmap.is_some() {
         let userns: OwnedFd = fs::File::open(format!("/proc/{pid}/ns/user"))

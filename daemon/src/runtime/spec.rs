@@ -27,21 +27,26 @@ pub struct ContainerSpec {
     pub run_dir: PathBuf,
     /// Where the console's output is kept (bounded, rotated once).
     pub console_log: PathBuf,
-    /// Links waiting in the host's namespace to become the container's interfaces.
+    /// The veth pairs the monitor makes, each peer straight in the container's network
+    /// namespace.
     #[serde(default)]
-    pub nics: Vec<NicMove>,
+    pub nics: Vec<NicPlug>,
     /// Capabilities, system calls and nesting: applied to the init before it runs.
     #[serde(default)]
     pub security: SecurityPolicy,
 }
 
-/// A veth peer the monitor moves into the container's network namespace.
+/// A veth pair the monitor makes once the container's network namespace exists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NicMove {
-    /// Its name in the host's namespace.
-    pub link: String,
-    /// Its name inside the container.
+pub struct NicPlug {
+    /// The host end's name, in the bridge.
+    pub host: String,
+    /// The index of the network's bridge.
+    pub bridge: u32,
+    /// The peer's name inside the container.
     pub name: String,
+    /// The peer's MAC.
+    pub mac: [u8; 6],
 }
 
 /// Container ids 0..size map to host ids host_base..host_base+size.
