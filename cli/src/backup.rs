@@ -290,6 +290,7 @@ fn read_chunks(mut input: impl Read, chunks: &mpsc::Sender<Vec<u8>>) -> anyhow::
 mod tests {
     use super::*;
     use crate::fake_daemon::{Call, FakeDaemon};
+    use crate::partial::entries;
     use sysc_proto::v1::ExportResponse;
     use tonic::Status;
 
@@ -321,15 +322,6 @@ mod tests {
             instance_only: true,
             compression: Compression::None,
         }
-    }
-
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[tokio::test]

@@ -106,20 +106,22 @@ pub fn directory_of(path: &Path) -> &Path {
     }
 }
 
+/// The names in `dir`, sorted: what a test sees of partial files.
+#[cfg(test)]
+pub(crate) fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
 
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
 
     #[test]
     fn nameless_until_persisted_then_in_place() {
@@ -128,9 +130,9 @@ mod tests {
         std::fs::write(&target, "old").unwrap();
         let mut partial = Partial::beside(&target, ".x-").unwrap();
         partial.file().write_all(b"new").unwrap();
-        assert_eq!(names(dir.path()), ["out"], "an unnamed file while written");
+        assert_eq!(entries(dir.path()), ["out"], "an unnamed file while written");
         partial.persist(&target).unwrap();
-        assert_eq!(names(dir.path()), ["out"]);
+        assert_eq!(entries(dir.path()), ["out"]);
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
     }
 
@@ -140,6 +142,6 @@ mod tests {
         let mut partial = Partial::beside(&dir.path().join("out"), ".x-").unwrap();
         partial.file().write_all(b"half").unwrap();
         drop(partial);
-        assert!(names(dir.path()).is_empty());
+        assert!(entries(dir.path()).is_empty());
     }
 }

@@ -53,7 +53,7 @@ impl Manager {
         std::fs::create_dir_all(&run_dir).map_err(|e| Error::internal(format!("create {}", run_dir.display()), e))?;
         let volume = self.volume_of(record)?;
         let limits = super::limits::resolve(name, &record.config, &self.host()?)?;
-        let plugged = self.plug_nics(record).await?;
+        let nics = self.plug_nics(record).await?;
         let spec = ContainerSpec {
             name: name.clone(),
             hostname: name.clone(),
@@ -69,13 +69,13 @@ impl Manager {
             limits,
             run_dir,
             console_log: volume.join("console.log"),
-            nics: plugged.iter().map(Into::into).collect(),
+            nics,
             security: super::security::policy(&record.config)?,
         };
         let pid = match spawn_monitor(&self.settings.monitor_exe, &spec, &volume.join("monitor.log")).await {
             Ok(pid) => pid,
             Err(e) => {
-                self.unplug_nics(&plugged).await;
+                self.unplug_nics(&spec.nics).await;
                 return Err(Error::Internal(format!("start {name}: {e}")));
             }
         };

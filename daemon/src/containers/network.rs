@@ -17,14 +17,6 @@ pub(super) struct NicPlan {
     pub mac: String,
 }
 
-/// A veth pair for a start, made by the container's monitor.
-pub(super) struct Plugged {
-    pub host: String,
-    pub bridge: u32,
-    pub name: String,
-    pub mac: [u8; 6],
-}
-
 /// The dnsmasq host file of one nic of one container.
 fn host_file(container: &str, device: &str) -> String {
     format!("{container}.{device}")
@@ -61,23 +53,17 @@ pub(super) fn nics(record: &ContainerRecord) -> Result<Vec<NicPlan>> {
 }
 
 impl Manager {
-    /// Makes a veth pair for every nic, registering the container's name with each
-    /// network's dnsmasq. All or nothing.
-    pub(super) async fn plug_nics(&self, record: &ContainerRecord) -> Result<Vec<Plugged>> {
-        let mut plugged = Vec::new();
+    /// The veth pair of every nic, for the monitor to make, registering the container's
+    /// name with each network's dnsmasq.
+    pub(super) async fn plug_nics(&self, record: &ContainerRecord) -> Result<Vec<NicPlug>> {
+        let mut plugs = Vec::new();
         for plan in nics(record)? {
-            match self.plug_nic(record, &plan).await {
-                Ok(pair) => plugged.push(pair),
-                Err(e) => {
-                    self.unplug_nics(&plugged).await;
-                    return Err(e);
-                }
-            }
+            plugs.push(self.plug_nic(record, &plan).await?);
         }
-        Ok(plugged)
+        Ok(plugs)
     }
 
-    async fn plug_nic(&self, record: &ContainerRecord, plan: &NicPlan) -> Result<Plugged> {
+    async fn plug_nic(&self, record: &ContainerRecord, plan: &NicPlan) -> Result<NicPlug> {
         let network = &plan.nic.network;
         self.networks.get(network).map_err(|e| match e {
             Error::NotFound(_) => Error::FailedPrecondition(format!(
@@ -101,7 +87,7 @@ impl Manager {
                 statics,
             )
             .await?;
-        Ok(Plugged {
+        Ok(NicPlug {
             host: nic::veth_name(),
             bridge: self.networks.bridge_index(network).await?,
             name: plan.nic.name.clone(),
@@ -109,8 +95,8 @@ impl Manager {
         })
     }
 
-    /// Removes the veth pairs of a start that failed.
-    pub(super) async fn unplug_nics(&self, plugged: &[Plugged]) {
+    /// Removes whatever veth pairs a failed start left.
+    pub(super) async fn unplug_nics(&self, plugged: &[NicPlug]) {
         for pair in plugged {
             self.networks.unplug(&pair.host).await;
         }
@@ -191,17 +177,6 @@ impl Manager {
         for plan in nics(record).unwrap_or_default() {
             self.forget_nic(&record.name, &plan.device, &plan.nic.network, &plan.mac)
                 .await;
-        }
-    }
-}
-
-impl From<&Plugged> for NicPlug {
-    fn from(pair: &Plugged) -> Self {
-        NicPlug {
-            host: pair.host.clone(),
-            bridge: pair.bridge,
-            name: pair.name.clone(),
-            mac: pair.mac,
         }
     }
 }
