@@ -177,16 +177,12 @@ pub fn host_line(mac: &str, address: Ipv4Addr, name: &str) -> String {
     format!("{mac},{address},{name}\n")
 }
 
-/// Writes a host file; whether it changed.
-pub fn write_host(paths: &Paths, file: &str, line: &str) -> Result<bool, NetworkError> {
+/// Writes a host file.
+pub fn write_host(paths: &Paths, file: &str, line: &str) -> Result<(), NetworkError> {
     let path = paths.hosts_dir().join(file);
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == line) {
-        return Ok(false);
-    }
     crate::fsutil::write_atomic(&path, line.as_bytes())
         .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)))
-        .map_err(|e| NetworkError::Host(format!("write {}: {e}", path.display())))?;
-    Ok(true)
+        .map_err(|e| NetworkError::Host(format!("write {}: {e}", path.display())))
 }
 
 /// A host file's entry.
@@ -196,21 +192,25 @@ pub struct HostEntry {
     pub address: Option<Ipv4Addr>,
 }
 
-/// Every host file with its entry.
-pub fn host_entries(paths: &Paths) -> Vec<(String, HostEntry)> {
+impl HostEntry {
+    /// From a host file's `MAC[,IP],NAME`.
+    pub fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.trim().split(',');
+        let mac = fields.next()?.to_string();
+        let address = fields.next().and_then(|f| f.parse().ok());
+        Some(Self { mac, address })
+    }
+}
+
+/// Every host file with its contents.
+pub fn read_hosts(paths: &Paths) -> Vec<(String, String)> {
     let Ok(dir) = std::fs::read_dir(paths.hosts_dir()) else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|entry| {
             let text = std::fs::read_to_string(entry.path()).ok()?;
-            let mut fields = text.trim().split(',');
-            let mac = fields.next()?.to_string();
-            let address = fields.next().and_then(|f| f.parse().ok());
-            Some((
-                entry.file_name().to_string_lossy().into_owned(),
-                HostEntry { mac, address },
-            ))
+            Some((entry.file_name().to_string_lossy().into_owned(), text))
         })
         .collect()
 }

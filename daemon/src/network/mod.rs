@@ -67,8 +67,9 @@ pub struct Networks {
     /// Serializes creating and deleting networks.
     changes: tokio::sync::Mutex<()>,
     supervisors: std::sync::Mutex<HashMap<String, supervisor::Supervisor>>,
-    /// Serializes picking addresses, so two nics never get the same one.
-    reservations: tokio::sync::Mutex<()>,
+    /// Each network's host files, read at its first reservation. The lock serializes
+    /// picking addresses, so two nics never get the same one.
+    reservations: tokio::sync::Mutex<HashMap<String, reservations::HostFiles>>,
 }
 
 /// A network as clients see it.
@@ -99,7 +100,7 @@ impl Networks {
             default_name: std::sync::Mutex::new(None),
             changes: tokio::sync::Mutex::new(()),
             supervisors: std::sync::Mutex::new(HashMap::new()),
-            reservations: tokio::sync::Mutex::new(()),
+            reservations: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -263,6 +264,7 @@ impl Networks {
         self.db.put_network(&record)?;
         self.db.flush().await?;
         self.tear_down(name).await;
+        self.reservations.lock().await.remove(name);
         self.db.remove_network(name)?;
         self.db.flush().await?;
         tracing::info!(network = %name, "network deleted");
@@ -388,8 +390,10 @@ impl Networks {
         let gateway = self.settings(network)?.gateway;
         let paths = self.paths(network);
         let (file, mac, hostname) = (file.to_string(), mac.to_string(), hostname.to_string());
-        let _picking = self.reservations.lock().await;
-        let reserved = blocking(move || {
+        let mut books = self.reservations.lock().await;
+        let hosts = books.remove(network);
+        let (hosts, reserved) = blocking(move || {
+            let mut hosts = hosts.unwrap_or_else(|| reservations::HostFiles::load(&paths));
             let request = reservations::Request {
                 file: &file,
                 mac: &mac,
@@ -397,10 +401,12 @@ impl Networks {
                 address,
                 statics: &statics,
             };
-            reservations::reserve(&paths, &gateway, &request)
+            let reserved = reservations::reserve(&paths, &mut hosts, &gateway, &request);
+            Ok((hosts, reserved))
         })
         .await?;
-        Ok(reserved)
+        books.insert(network.to_string(), hosts);
+        Ok(reserved?)
     }
 
     /// Who holds `address` on `network` by a lease now, if not `mac`.
@@ -411,15 +417,25 @@ impl Networks {
     /// Forgets a host entry and ends the MAC's leases.
     pub async fn forget_host(&self, network: &str, file: &str, mac: &str) {
         let paths = self.paths(network);
+        let mut books = self.reservations.lock().await;
+        // A network whose host files are not read yet stays unread.
+        let mut hosts = books.remove(network);
         let (network, file, mac) = (network.to_string(), file.to_string(), mac.to_string());
-        let _ = blocking(move || {
-            if dnsmasq::remove_host(&paths, &file) {
+        let kept = blocking(move || {
+            let removed = match hosts.as_mut() {
+                Some(hosts) => hosts.remove(&paths, &file),
+                None => dnsmasq::remove_host(&paths, &file),
+            };
+            if removed {
                 dnsmasq::reload(&paths);
             }
             dnsmasq::release(&network, &paths, &mac);
-            Ok(())
+            Ok(hosts.map(|hosts| (network, hosts)))
         })
         .await;
+        if let Ok(Some((network, hosts))) = kept {
+            books.insert(network, hosts);
+        }
     }
 
     /// Ends the leases of a MAC whose container stopped.

@@ -4,11 +4,11 @@
 //! and busybox's udhcpc waits 3 s before asking again. A reservation per MAC, picked
 //! here under one lock, rules that out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use super::NetworkError;
-use super::dnsmasq::{self, Paths};
+use super::dnsmasq::{self, HostEntry, Paths};
 use super::subnet::Gateway;
 
 /// What one nic asks for.
@@ -23,9 +23,54 @@ pub struct Request<'a> {
     pub statics: &'a [Ipv4Addr],
 }
 
+/// A network's host files as this daemon last wrote them. It is their only writer, so
+/// the directory is read once, not at every start (a read of every container's file
+/// made each start slower the more containers the network had).
+#[derive(Debug, Default)]
+pub struct HostFiles {
+    lines: HashMap<String, String>,
+}
+
+impl HostFiles {
+    pub fn load(paths: &Paths) -> Self {
+        Self {
+            lines: dnsmasq::read_hosts(paths).into_iter().collect(),
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&str, HostEntry)> {
+        self.lines
+            .iter()
+            .filter_map(|(file, line)| Some((file.as_str(), HostEntry::parse(line)?)))
+    }
+
+    /// Writes a host file; whether it changed.
+    fn write(&mut self, paths: &Paths, file: &str, line: &str) -> Result<bool, NetworkError> {
+        if self.lines.get(file).is_some_and(|old| old == line) {
+            return Ok(false);
+        }
+        // Forgotten first: if the write fails, the next reservation reads the file again.
+        self.lines.remove(file);
+        dnsmasq::write_host(paths, file, line)?;
+        self.lines.insert(file.to_string(), line.to_string());
+        Ok(true)
+    }
+
+    /// Removes a host file; whether there was one.
+    pub fn remove(&mut self, paths: &Paths, file: &str) -> bool {
+        self.lines.remove(file);
+        dnsmasq::remove_host(paths, file)
+    }
+}
+
 /// Writes the nic's host file; its address. Blocking; the caller serializes calls per
 /// network.
-pub fn reserve(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ipv4Addr, NetworkError> {
+pub fn reserve(
+    paths: &Paths,
+    hosts: &mut HostFiles,
+    gateway: &Gateway,
+    request: &Request,
+) -> Result<Ipv4Addr, NetworkError> {
     let address = match request.address {
         Some(address) => {
             if let Some(holder) = leased_to_another(paths, address, request.mac) {
@@ -36,10 +81,10 @@ pub fn reserve(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ip
             }
             address
         }
-        None => pick(paths, gateway, request)?,
+        None => pick(paths, hosts, gateway, request)?,
     };
     let line = dnsmasq::host_line(request.mac, address, request.hostname);
-    if dnsmasq::write_host(paths, request.file, &line)? {
+    if hosts.write(paths, request.file, &line)? {
         dnsmasq::reload(paths);
     }
     Ok(address)
@@ -69,11 +114,11 @@ pub fn leased_to_another(paths: &Paths, address: Ipv4Addr, mac: &str) -> Option<
 
 /// The nic's previous address if it is still free, else the first free one from a
 /// place that depends on the MAC (so addresses stay put across restarts).
-fn pick(paths: &Paths, gateway: &Gateway, request: &Request) -> Result<Ipv4Addr, NetworkError> {
+fn pick(paths: &Paths, hosts: &HostFiles, gateway: &Gateway, request: &Request) -> Result<Ipv4Addr, NetworkError> {
     let mut taken: HashSet<Ipv4Addr> = request.statics.iter().copied().collect();
     taken.insert(gateway.address());
     let mut previous = None;
-    for (file, entry) in dnsmasq::host_entries(paths) {
+    for (file, entry) in hosts.entries() {
         if file == request.file {
             previous = entry.address;
         } else if let Some(address) = entry.address {
@@ -151,13 +196,32 @@ mod tests {
     #[test]
     fn nics_get_distinct_addresses_that_stay_put() {
         let (_dir, paths) = scratch();
+        let mut hosts = HostFiles::load(&paths);
         let gateway = Gateway::parse("10.9.0.1/24").unwrap();
         // Two MACs that point at the same place: 5 and 258 in a range of 253.
-        let a = reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:05", &[])).unwrap();
-        let b = reserve(&paths, &gateway, &request("b.eth0", "10:66:6a:00:01:02", &[])).unwrap();
+        let a = reserve(
+            &paths,
+            &mut hosts,
+            &gateway,
+            &request("a.eth0", "10:66:6a:00:00:05", &[]),
+        )
+        .unwrap();
+        let b = reserve(
+            &paths,
+            &mut hosts,
+            &gateway,
+            &request("b.eth0", "10:66:6a:00:01:02", &[]),
+        )
+        .unwrap();
         assert_ne!(a, b);
         assert_eq!(
-            reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:05", &[])).unwrap(),
+            reserve(
+                &paths,
+                &mut hosts,
+                &gateway,
+                &request("a.eth0", "10:66:6a:00:00:05", &[])
+            )
+            .unwrap(),
             a
         );
         let written = std::fs::read_to_string(paths.hosts_dir().join("b.eth0")).unwrap();
@@ -165,21 +229,51 @@ mod tests {
     }
 
     #[test]
+    fn host_files_of_an_earlier_run_count_and_a_removed_one_frees_its_address() {
+        let (_dir, paths) = scratch();
+        // A /30 has one address besides the gateway, held here by an earlier run's file.
+        let gateway = Gateway::parse("10.9.0.1/30").unwrap();
+        std::fs::write(paths.hosts_dir().join("old.eth0"), "10:66:6a:00:00:07,10.9.0.2,old\n").unwrap();
+        let mut hosts = HostFiles::load(&paths);
+        let a = request("a.eth0", "10:66:6a:00:00:00", &[]);
+        assert!(reserve(&paths, &mut hosts, &gateway, &a).is_err());
+        assert!(hosts.remove(&paths, "old.eth0"));
+        assert!(!paths.hosts_dir().join("old.eth0").exists());
+        assert_eq!(
+            reserve(&paths, &mut hosts, &gateway, &a).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 2)
+        );
+    }
+
+    #[test]
     fn statics_leases_and_the_gateway_are_never_picked() {
         let (_dir, paths) = scratch();
+        let mut hosts = HostFiles::load(&paths);
         let gateway = Gateway::parse("10.9.0.1/30").unwrap();
         // A /30 has two hosts: .1 is the gateway, .2 the only one left.
         assert_eq!(
-            reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:00", &[])).unwrap(),
+            reserve(
+                &paths,
+                &mut hosts,
+                &gateway,
+                &request("a.eth0", "10:66:6a:00:00:00", &[])
+            )
+            .unwrap(),
             Ipv4Addr::new(10, 9, 0, 2)
         );
-        let full = reserve(&paths, &gateway, &request("b.eth0", "10:66:6a:00:00:01", &[]));
+        let full = reserve(
+            &paths,
+            &mut hosts,
+            &gateway,
+            &request("b.eth0", "10:66:6a:00:00:01", &[]),
+        );
         assert_eq!(
             full.unwrap_err().to_string(),
             "network br0 (10.9.0.0/30) has no free address left for b.eth0"
         );
 
         let (_dir, paths) = scratch();
+        let mut hosts = HostFiles::load(&paths);
         let gateway = Gateway::parse("10.9.0.1/29").unwrap();
         std::fs::write(paths.leases(), "1 10:66:6a:99:99:99 10.9.0.2 x *\n").unwrap();
         let statics = [
@@ -187,13 +281,20 @@ mod tests {
             Ipv4Addr::new(10, 9, 0, 4),
             Ipv4Addr::new(10, 9, 0, 5),
         ];
-        let picked = reserve(&paths, &gateway, &request("a.eth0", "10:66:6a:00:00:00", &statics)).unwrap();
+        let picked = reserve(
+            &paths,
+            &mut hosts,
+            &gateway,
+            &request("a.eth0", "10:66:6a:00:00:00", &statics),
+        )
+        .unwrap();
         assert_eq!(picked, Ipv4Addr::new(10, 9, 0, 6));
     }
 
     #[test]
     fn a_static_address_leased_to_another_mac_is_refused() {
         let (_dir, paths) = scratch();
+        let mut hosts = HostFiles::load(&paths);
         let gateway = Gateway::parse("10.9.0.1/24").unwrap();
         let later = crate::time::now_ms() / 1000 + 3600;
         std::fs::write(
@@ -205,10 +306,28 @@ mod tests {
             address: Some(Ipv4Addr::from(address)),
             ..request("b.eth0", mac, &[])
         };
-        let err = reserve(&paths, &gateway, &wanting([10, 9, 0, 9], "10:66:6a:00:00:01")).unwrap_err();
+        let err = reserve(
+            &paths,
+            &mut hosts,
+            &gateway,
+            &wanting([10, 9, 0, 9], "10:66:6a:00:00:01"),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "ipv4.address 10.9.0.9 of b.eth0 is leased to web1 now");
         // Its own lease, and one that ran out, are no obstacle.
-        reserve(&paths, &gateway, &wanting([10, 9, 0, 9], "10:66:6a:00:00:09")).unwrap();
-        reserve(&paths, &gateway, &wanting([10, 9, 0, 8], "10:66:6a:00:00:01")).unwrap();
+        reserve(
+            &paths,
+            &mut hosts,
+            &gateway,
+            &wanting([10, 9, 0, 9], "10:66:6a:00:00:09"),
+        )
+        .unwrap();
+        reserve(
+            &paths,
+            &mut hosts,
+            &gateway,
+            &wanting([10, 9, 0, 8], "10:66:6a:00:00:01"),
+        )
+        .unwrap();
     }
 }
