@@ -25,6 +25,10 @@ use super::process;
 use super::spec::ContainerSpec;
 use crate::security;
 
+/// The monitor's word that the nics' links are in our network namespace: it makes them
+/// while we build the root filesystem.
+pub const LINKS_MADE: &[u8] = b"links";
+
 /// Entry point of the cloned process; never returns. Failures go to the monitor as an
 /// "error ..." message.
 pub fn run(spec: &ContainerSpec, sock: OwnedFd) -> ! {
@@ -99,6 +103,12 @@ fn setup(spec: &ContainerSpec, sock: &OwnedFd) -> Result<Infallible> {
     chdir("/").ctx("chdir /")?;
 
     link_up("lo")?;
+    let (message, _) = fdpass::recv(sock.as_fd()).ctx("wait for the container's links")?;
+    if message != LINKS_MADE {
+        return Err(RuntimeError::Protocol(
+            "monitor did not make the container's links".into(),
+        ));
+    }
     for nic in &spec.nics {
         link_up(&nic.name)?;
     }

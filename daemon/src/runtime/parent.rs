@@ -3,8 +3,9 @@
 //! console, and learn whether its init ran.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -87,7 +88,6 @@ fn start_in_cgroup(
             mac: nic.mac,
         })
         .collect();
-    create_veths_blocking(&plugs)?;
     let tree = mountapi::clone_tree(&spec.rootfs).ctx(format!("clone the mount of {}", spec.rootfs.display()))?;
     if spec.idmap.is_some() {
         let userns: OwnedFd = fs::File::open(format!("/proc/{pid}/ns/user"))
@@ -97,6 +97,12 @@ fn start_in_cgroup(
     }
     fdpass::send(ours.as_fd(), b"go", &[tree.as_raw_fd()]).ctx("send the root filesystem")?;
     drop(tree);
+    // While the setup builds the root filesystem: it needs its links only at the end.
+    if let Err(e) = create_veths_blocking(&plugs) {
+        // A setup that failed meanwhile took its namespace, and our error, with it.
+        return Err(setup_error(ours.as_fd()).unwrap_or_else(|| e.into()));
+    }
+    fdpass::send(ours.as_fd(), child::LINKS_MADE, &[]).ctx("tell the container's setup its links are made")?;
 
     let mut console = None;
     loop {
@@ -118,6 +124,23 @@ fn start_in_cgroup(
     }
     let console = console.ok_or_else(|| RuntimeError::Protocol("the container's setup sent no console".into()))?;
     Ok(Started { pid, pidfd, console })
+}
+
+/// The error the setup process reported, if one is waiting on the socket.
+fn setup_error(ours: BorrowedFd<'_>) -> Option<RuntimeError> {
+    loop {
+        let mut ready = [PollFd::new(ours, PollFlags::POLLIN)];
+        if !matches!(poll(&mut ready, PollTimeout::ZERO), Ok(1..)) {
+            return None;
+        }
+        let (message, _) = fdpass::recv(ours).ok()?;
+        if message.is_empty() {
+            return None;
+        }
+        if let Some(error) = message.strip_prefix(b"error ") {
+            return Some(RuntimeError::Child(String::from_utf8_lossy(error).into_owned()));
+        }
+    }
 }
 
 /// Clones the setup process into new namespaces, born in the container's cgroup2
