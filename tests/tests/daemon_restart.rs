@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use sysc_tests::{Daemon, binary, in_container, wait_until};
+use sysc_tests::{Daemon, binary, in_container, proc_status_field, wait_until};
 
 #[test]
 fn kill_9_of_the_daemon_leaves_containers_running_and_they_are_found_again() {
@@ -149,4 +149,38 @@ fn a_second_daemon_on_the_same_root_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another syscd"), "{err}");
     assert_eq!(d.list().len(), 0, "the first daemon still serves");
+}
+
+/// Monitors are forked by one launcher process per daemon. If it is lost, the running
+/// containers do not notice, and the next start gets a new one.
+#[test]
+fn a_lost_monitor_launcher_is_replaced_and_its_containers_run_on() {
+    let d = Daemon::start();
+    d.ok(&["launch", "busybox", "b1"]);
+    let init = d.init_pid("b1");
+    let parent = |pid: i64| -> i64 { proc_status_field(pid, "PPid").unwrap().parse().unwrap() };
+    let launcher = parent(parent(init));
+    assert_eq!(
+        parent(launcher),
+        i64::from(d.pid()),
+        "the launcher is the daemon's child"
+    );
+    assert_eq!(proc_status_field(launcher, "Name").unwrap(), "sysc-monitor");
+
+    // SAFETY: kill(2) of the launcher this test's daemon started.
+    assert_eq!(unsafe { libc::kill(launcher as i32, libc::SIGKILL) }, 0);
+    wait_until(Duration::from_secs(10), || {
+        let state = proc_status_field(launcher, "State").unwrap_or_default();
+        (state.is_empty() || state.starts_with('Z')).then_some(())
+    })
+    .expect("the launcher dies");
+
+    assert_eq!(d.state("b1"), "RUNNING");
+    assert_eq!(d.init_pid("b1"), init);
+    d.ok(&["launch", "busybox", "b2"]);
+    let second = parent(parent(d.init_pid("b2")));
+    assert_ne!(second, launcher, "a new launcher forked b2's monitor");
+    assert_eq!(parent(second), i64::from(d.pid()));
+    d.ok(&["stop", "b1"]);
+    d.ok(&["stop", "b2"]);
 }

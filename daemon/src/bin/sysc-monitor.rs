@@ -1,21 +1,27 @@
-//! sysc-monitor: started by syscd, one per running container. Reads the container's
-//! spec (JSON) on stdin, starts the container, reports "ok PID" or "error MESSAGE" on
-//! stdout, then stays as the init's parent until it ends. See syscd::monitor.
+//! sysc-monitor: started once by syscd as the launcher (see syscd::monitor::launcher),
+//! which forks one monitor per running container. A monitor starts the container its
+//! spec describes, reports "ok PID" or "error MESSAGE" on stdout, then stays as the
+//! init's parent until it ends. See syscd::monitor.
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::process::ExitCode;
 
-use syscd::monitor::{self, ConsoleLog};
+use syscd::monitor::{self, ConsoleLog, launcher};
 use syscd::runtime::{self, ContainerSpec};
 
 fn main() -> ExitCode {
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        return report(Err(format!("read the container spec: {e}")));
-    }
-    let spec: ContainerSpec = match serde_json::from_slice(&input) {
+    // SAFETY: syscd starts the launcher with its end of a socket as stdin, which nothing
+    // else here uses.
+    let socket = unsafe { OwnedFd::from_raw_fd(0) };
+    launcher::serve(socket, monitor)
+}
+
+/// One forked monitor: starts the container `spec` describes, reports "ok PID" on
+/// stdout, and stays its init's parent.
+fn monitor(spec: &[u8]) -> bool {
+    let spec: ContainerSpec = match serde_json::from_slice(spec) {
         Ok(spec) => spec,
         Err(e) => return report(Err(format!("parse the container spec: {e}"))),
     };
@@ -46,30 +52,28 @@ fn main() -> ExitCode {
         }
     };
     report(Ok(started.pid.as_raw()));
-    detach_stdio();
+    detach_stdout();
     let record = monitor::run(&spec, started, listener, log);
     monitor::log_line(format_args!("{} {}", spec.name, record.describe()));
-    ExitCode::SUCCESS
+    true
 }
 
-fn report(result: Result<i32, String>) -> ExitCode {
-    let (line, code) = match result {
-        Ok(pid) => (format!("ok {pid}\n"), ExitCode::SUCCESS),
-        Err(message) => (format!("error {}\n", message.replace('\n', " ")), ExitCode::FAILURE),
+fn report(result: Result<i32, String>) -> bool {
+    let (line, ok) = match result {
+        Ok(pid) => (format!("ok {pid}\n"), true),
+        Err(message) => (format!("error {}\n", message.replace('\n', " ")), false),
     };
     let mut out = std::io::stdout();
     let _ = out.write_all(line.as_bytes());
     let _ = out.flush();
-    code
+    ok
 }
 
-/// The daemon stops reading our stdout after the report; point stdin and stdout at
-/// /dev/null so nothing blocks or dies on a closed pipe.
-fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        for fd in [0, 1] {
-            // SAFETY: dup2(2) onto stdin and stdout.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
+/// The daemon stops reading our stdout after the report; point it at /dev/null so
+/// nothing blocks or dies on a closed pipe.
+fn detach_stdout() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2(2) onto stdout.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
     }
 }

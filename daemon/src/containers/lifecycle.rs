@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::monitor_client::{MonitorClient, spawn_monitor};
+use super::monitor_client::MonitorClient;
 use super::{ContainerView, Live, Manager};
 use crate::db::ContainerRecord;
 use crate::error::{Error, Result};
@@ -72,7 +72,7 @@ impl Manager {
             nics,
             security: super::security::policy(&record.config)?,
         };
-        let pid = match spawn_monitor(&self.settings.monitor_exe, &spec, &volume.join("monitor.log")).await {
+        let pid = match self.launcher.start_monitor(&spec, &volume.join("monitor.log")).await {
             Ok(pid) => pid,
             Err(e) => {
                 self.unplug_nics(&spec.nics).await;

@@ -16,6 +16,7 @@ pub mod files;
 mod helper_process;
 mod idmap;
 mod import;
+mod launcher;
 mod lifecycle;
 pub mod limits;
 pub mod monitor_client;
@@ -64,6 +65,7 @@ pub struct Manager {
     /// Lifecycle events and long operations, for every client that asks (sysc monitor).
     pub events: Events,
     locks: KeyedLocks,
+    launcher: launcher::Launcher,
     /// Serializes the step that picks an id range and claims a name.
     claim: tokio::sync::Mutex<()>,
 }
@@ -77,6 +79,7 @@ impl Manager {
         networks: Arc<Networks>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            launcher: launcher::Launcher::new(&settings.monitor_exe),
             settings,
             db,
             pools,

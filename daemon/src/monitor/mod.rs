@@ -5,6 +5,7 @@
 mod console_log;
 mod event_loop;
 pub mod init_pidfd;
+pub mod launcher;
 pub mod protocol;
 
 pub use console_log::ConsoleLog;
