@@ -69,3 +69,29 @@ async fn health_reflection_and_a_root_only_socket() {
     assert_eq!(err.code(), tonic::Code::NotFound);
     assert_eq!(err.message(), "container ghost not found");
 }
+
+/// Start answers with the container as its monitor reported it once the init ran: the
+/// same init and start time that Get then shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn start_answers_with_the_running_container() {
+    let d = Daemon::start();
+    d.ok(&["create", "busybox", "b1"]);
+    let channel = sysc_tests::channel(&d.socket).await;
+    let mut containers = sysc_proto::v1::containers_client::ContainersClient::new(channel);
+    let started = containers
+        .start(sysc_proto::v1::StartRequest { name: "b1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(started.state, sysc_proto::v1::ContainerState::Running as i32);
+    let now = containers
+        .get(sysc_proto::v1::GetRequest { name: "b1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(started.pid, now.pid);
+    assert_eq!(started.pid, d.init_pid("b1"));
+    assert!(started.started_at.is_some());
+    assert_eq!(started.started_at, now.started_at);
+    d.ok(&["stop", "--force", "b1"]);
+}

@@ -13,8 +13,10 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
 use super::seqpacket::SeqPacket;
+use super::view::Live;
 use crate::error::{Error, Result};
 use crate::monitor::launcher::MAX_SPEC;
+use crate::monitor::protocol::Response;
 use crate::runtime::ContainerSpec;
 
 /// How long a monitor may take to report that the init runs (a cold page cache and a
@@ -43,9 +45,9 @@ impl Launcher {
     }
 
     /// Has a monitor forked for `spec` and waits for it to report that the init runs;
-    /// the init's PID. The monitor writes its log to `log`. It outlives the daemon, and
-    /// reaches it only through its socket.
-    pub async fn start_monitor(&self, spec: &ContainerSpec, log: &Path) -> Result<i32> {
+    /// the container as it reported it. The monitor writes its log to `log`. It outlives
+    /// the daemon, and reaches it only through its socket.
+    pub async fn start_monitor(&self, spec: &ContainerSpec, log: &Path) -> Result<Live> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -77,20 +79,26 @@ impl Launcher {
                 )));
             }
         }
-        let line = line.trim();
-        if let Some(pid) = line.strip_prefix("ok ") {
-            return pid
-                .parse()
-                .map_err(|_| Error::Internal(format!("monitor reported a bad pid: {line}")));
-        }
-        let message = line.strip_prefix("error ").unwrap_or(line);
-        if message.is_empty() {
+        if line.is_empty() {
             return Err(Error::Internal(format!(
                 "the monitor exited without a report (see {})",
                 log.display()
             )));
         }
-        Err(Error::Internal(message.to_string()))
+        match serde_json::from_str(&line) {
+            Ok(Response::Running {
+                pid,
+                monitor_pid,
+                started_at_ms,
+            }) => Ok(Live::Running {
+                pid,
+                monitor_pid,
+                started_at_ms,
+                frozen: false,
+            }),
+            Ok(Response::Error { message }) => Err(Error::Internal(message)),
+            _ => Err(Error::Internal(format!("monitor reported {}", line.trim()))),
+        }
     }
 
     /// Sends a start to the launcher, starting it first if there is none or the one

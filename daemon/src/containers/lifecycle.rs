@@ -30,12 +30,13 @@ impl Manager {
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<ContainerView> {
         let _guard = self.locks.lock(name).await;
         let record = self.record(name)?;
-        self.start_locked(&record).await?;
-        Ok(self.view_of(record).await)
+        let live = self.start_locked(&record).await?;
+        Ok(self.started_view(record, live))
     }
 
-    /// Starts a container; the caller holds its lock.
-    pub(super) async fn start_locked(self: &Arc<Self>, record: &ContainerRecord) -> Result<i32> {
+    /// Starts a container; the caller holds its lock. The container as its monitor
+    /// reported it.
+    pub(super) async fn start_locked(self: &Arc<Self>, record: &ContainerRecord) -> Result<Live> {
         let name = &record.name;
         match self.probe(name).await {
             Live::Running { .. } => {
@@ -72,14 +73,16 @@ impl Manager {
             nics,
             security: super::security::policy(&record.config)?,
         };
-        let pid = match self.launcher.start_monitor(&spec, &volume.join("monitor.log")).await {
-            Ok(pid) => pid,
+        let live = match self.launcher.start_monitor(&spec, &volume.join("monitor.log")).await {
+            Ok(live) => live,
             Err(e) => {
                 self.unplug_nics(&spec.nics).await;
                 return Err(Error::Internal(format!("start {name}: {e}")));
             }
         };
-        tracing::info!(container = %name, pid, "started");
+        if let Live::Running { pid, .. } = live {
+            tracing::info!(container = %name, pid, "started");
+        }
         self.watch(name);
         if let Err(e) = self.start_proxies(record).await {
             tracing::warn!(container = %name, "stopping again: {e}");
@@ -87,7 +90,7 @@ impl Manager {
             return Err(e);
         }
         self.lifecycle("container-started", name, &[]);
-        Ok(pid)
+        Ok(live)
     }
 
     pub async fn stop(self: &Arc<Self>, name: &str, force: bool, timeout: Duration) -> Result<ContainerView> {
@@ -135,8 +138,8 @@ impl Manager {
         let _guard = self.locks.lock(name).await;
         let record = self.record(name)?;
         self.stop_locked(&record, force, timeout).await?;
-        self.start_locked(&record).await?;
-        Ok(self.view_of(record).await)
+        let live = self.start_locked(&record).await?;
+        Ok(self.started_view(record, live))
     }
 
     /// Stops a running container: its init's halt signal, then SIGKILL to everything

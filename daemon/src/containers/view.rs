@@ -66,13 +66,6 @@ impl Manager {
 
     pub(super) async fn view_of(&self, record: ContainerRecord) -> ContainerView {
         let live = self.probe(&record.name).await;
-        let pending = std::fs::read(self.settings.exit_record(&record.name))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let volume = self
-            .volume_of(&record)
-            .unwrap_or_else(|_| self.settings.container_link(&record.name));
-        let snapshot_count = self.db.snapshots_of(&record.name).map(|s| s.len()).unwrap_or(0);
         let (usage, ipv4) = match live {
             Live::Running { pid, .. } => {
                 let usage = self.settings.cgroup.driver().usage(&record.name).ok();
@@ -80,6 +73,23 @@ impl Manager {
             }
             _ => (None, Vec::new()),
         };
+        self.view_from(record, live, usage, ipv4)
+    }
+
+    /// A container whose start just returned, as its monitor reported it: it has used
+    /// next to nothing and has no address yet, so neither is looked up.
+    pub(super) fn started_view(&self, record: ContainerRecord, live: Live) -> ContainerView {
+        self.view_from(record, live, None, Vec::new())
+    }
+
+    fn view_from(&self, record: ContainerRecord, live: Live, usage: Option<Usage>, ipv4: Vec<String>) -> ContainerView {
+        let pending = std::fs::read(self.settings.exit_record(&record.name))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let volume = self
+            .volume_of(&record)
+            .unwrap_or_else(|_| self.settings.container_link(&record.name));
+        let snapshot_count = self.db.snapshots_of(&record.name).map(|s| s.len()).unwrap_or(0);
         ContainerView {
             usage,
             last_exit: pending.or_else(|| record.last_exit.clone()),

@@ -43,13 +43,18 @@ struct Container<'a> {
 
 /// Serves until the container's init has ended and everything is cleaned up.
 pub fn run(spec: &ContainerSpec, started: Started, listener: UnixListener, mut log: ConsoleLog) -> ExitRecord {
-    let Started { pid, pidfd, console } = started;
+    let Started {
+        pid,
+        pidfd,
+        console,
+        started_at_ms,
+    } = started;
     let container = Container {
         spec,
         pid: pid.as_raw(),
         pidfd: &pidfd,
         console: &console,
-        started_at_ms: now_ms(),
+        started_at_ms,
     };
     // Holding a slave open means the master never reports hang-up while nothing in the
     // container has the console open (between two gettys, say).
@@ -151,11 +156,7 @@ fn serve(client: &mut Client, container: &Container) -> bool {
         let request = serde_json::from_slice::<Request>(&line);
         let mut pass_fd = None;
         let response = match request {
-            Ok(Request::Status) => Some(Response::Running {
-                pid: container.pid,
-                monitor_pid: std::process::id() as i32,
-                started_at_ms: container.started_at_ms,
-            }),
+            Ok(Request::Status) => Some(Response::running(container.pid, container.started_at_ms)),
             Ok(Request::Signal { signal }) => Some(send_signal(container.pidfd, signal)),
             Ok(Request::Kill) => {
                 let result = send_signal(container.pidfd, libc::SIGKILL);

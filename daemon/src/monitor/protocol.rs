@@ -72,6 +72,18 @@ impl ExitRecord {
     }
 }
 
+impl Response {
+    /// This monitor's answer to `Status`, and its report to the daemon once the init runs
+    /// (on its stdout, where a failure is reported as `Error`).
+    pub fn running(pid: i32, started_at_ms: i64) -> Self {
+        Self::Running {
+            pid,
+            monitor_pid: std::process::id() as i32,
+            started_at_ms,
+        }
+    }
+}
+
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut line = serde_json::to_vec(value).expect("protocol messages always serialize");
     line.push(b'\n');

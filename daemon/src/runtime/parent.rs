@@ -28,6 +28,8 @@ pub struct Started {
     pub pidfd: OwnedFd,
     /// Master side of the pty bound on the container's /dev/console.
     pub console: OwnedFd,
+    /// When the init was exec'd.
+    pub started_at_ms: i64,
 }
 
 /// Starts the container described by `spec`. The caller must be single-threaded and
@@ -123,7 +125,12 @@ fn start_in_cgroup(
         }
     }
     let console = console.ok_or_else(|| RuntimeError::Protocol("the container's setup sent no console".into()))?;
-    Ok(Started { pid, pidfd, console })
+    Ok(Started {
+        pid,
+        pidfd,
+        console,
+        started_at_ms: crate::time::now_ms(),
+    })
 }
 
 /// The error the setup process reported, if one is waiting on the socket.
