@@ -1,4 +1,4 @@
-//! The launcher: one `sysc-monitor --launcher` per daemon, which forks a monitor for each
+//! The launcher: one `sysc-monitor` process per daemon, which forks a monitor for each
 //! container start. A fork of this small single-threaded process costs a tenth of an
 //! exec of the monitor binary (about 1 ms here, with the dynamic loader), and every
 //! start pays it.
