@@ -388,25 +388,42 @@ impl Networks {
         statics: Vec<std::net::Ipv4Addr>,
     ) -> Result<std::net::Ipv4Addr> {
         let gateway = self.settings(network)?.gateway;
-        let paths = self.paths(network);
         let (file, mac, hostname) = (file.to_string(), mac.to_string(), hostname.to_string());
+        let reserved = self
+            .with_host_files(network, move |paths, hosts| {
+                let hosts = hosts.get_or_insert_with(|| reservations::HostFiles::load(paths));
+                let request = reservations::Request {
+                    file: &file,
+                    mac: &mac,
+                    hostname: &hostname,
+                    address,
+                    statics: &statics,
+                };
+                reservations::reserve(paths, hosts, &gateway, &request)
+            })
+            .await??;
+        Ok(reserved)
+    }
+
+    /// Runs `task` (blocking) on `network`'s host files as kept here (None until a
+    /// reservation has read them), under the lock that serializes reservations.
+    async fn with_host_files<T: Send + 'static>(
+        &self,
+        network: &str,
+        task: impl FnOnce(&dnsmasq::Paths, &mut Option<reservations::HostFiles>) -> T + Send + 'static,
+    ) -> std::result::Result<T, NetworkError> {
+        let paths = self.paths(network);
         let mut books = self.reservations.lock().await;
-        let hosts = books.remove(network);
-        let (hosts, reserved) = blocking(move || {
-            let mut hosts = hosts.unwrap_or_else(|| reservations::HostFiles::load(&paths));
-            let request = reservations::Request {
-                file: &file,
-                mac: &mac,
-                hostname: &hostname,
-                address,
-                statics: &statics,
-            };
-            let reserved = reservations::reserve(&paths, &mut hosts, &gateway, &request);
-            Ok((hosts, reserved))
+        let mut hosts = books.remove(network);
+        let (hosts, done) = blocking(move || {
+            let done = task(&paths, &mut hosts);
+            Ok((hosts, done))
         })
         .await?;
-        books.insert(network.to_string(), hosts);
-        Ok(reserved?)
+        if let Some(hosts) = hosts {
+            books.insert(network.to_string(), hosts);
+        }
+        Ok(done)
     }
 
     /// Who holds `address` on `network` by a lease now, if not `mac`.
@@ -416,26 +433,20 @@ impl Networks {
 
     /// Forgets a host entry and ends the MAC's leases.
     pub async fn forget_host(&self, network: &str, file: &str, mac: &str) {
-        let paths = self.paths(network);
-        let mut books = self.reservations.lock().await;
-        // A network whose host files are not read yet stays unread.
-        let mut hosts = books.remove(network);
-        let (network, file, mac) = (network.to_string(), file.to_string(), mac.to_string());
-        let kept = blocking(move || {
-            let removed = match hosts.as_mut() {
-                Some(hosts) => hosts.remove(&paths, &file),
-                None => dnsmasq::remove_host(&paths, &file),
-            };
-            if removed {
-                dnsmasq::reload(&paths);
-            }
-            dnsmasq::release(&network, &paths, &mac);
-            Ok(hosts.map(|hosts| (network, hosts)))
-        })
-        .await;
-        if let Ok(Some((network, hosts))) = kept {
-            books.insert(network, hosts);
-        }
+        let (name, file, mac) = (network.to_string(), file.to_string(), mac.to_string());
+        let _ = self
+            .with_host_files(network, move |paths, hosts| {
+                // A network whose host files are not read yet stays unread.
+                let removed = match hosts {
+                    Some(hosts) => hosts.remove(paths, &file),
+                    None => dnsmasq::remove_host(paths, &file),
+                };
+                if removed {
+                    dnsmasq::reload(paths);
+                }
+                dnsmasq::release(&name, paths, &mac);
+            })
+            .await;
     }
 
     /// Ends the leases of a MAC whose container stopped.

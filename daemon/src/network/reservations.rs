@@ -183,6 +183,27 @@ mod tests {
         (dir, paths)
     }
 
+    /// A network's reservations as the daemon keeps them: host files read once.
+    struct Network {
+        paths: Paths,
+        hosts: HostFiles,
+        gateway: Gateway,
+    }
+
+    impl Network {
+        fn new(paths: &Paths, gateway: &str) -> Self {
+            Self {
+                hosts: HostFiles::load(paths),
+                paths: paths.clone(),
+                gateway: Gateway::parse(gateway).unwrap(),
+            }
+        }
+
+        fn reserve(&mut self, request: &Request) -> Result<Ipv4Addr, NetworkError> {
+            reserve(&self.paths, &mut self.hosts, &self.gateway, request)
+        }
+    }
+
     fn request<'a>(file: &'a str, mac: &'a str, statics: &'a [Ipv4Addr]) -> Request<'a> {
         Request {
             file,
@@ -196,34 +217,12 @@ mod tests {
     #[test]
     fn nics_get_distinct_addresses_that_stay_put() {
         let (_dir, paths) = scratch();
-        let mut hosts = HostFiles::load(&paths);
-        let gateway = Gateway::parse("10.9.0.1/24").unwrap();
+        let mut net = Network::new(&paths, "10.9.0.1/24");
         // Two MACs that point at the same place: 5 and 258 in a range of 253.
-        let a = reserve(
-            &paths,
-            &mut hosts,
-            &gateway,
-            &request("a.eth0", "10:66:6a:00:00:05", &[]),
-        )
-        .unwrap();
-        let b = reserve(
-            &paths,
-            &mut hosts,
-            &gateway,
-            &request("b.eth0", "10:66:6a:00:01:02", &[]),
-        )
-        .unwrap();
+        let a = net.reserve(&request("a.eth0", "10:66:6a:00:00:05", &[])).unwrap();
+        let b = net.reserve(&request("b.eth0", "10:66:6a:00:01:02", &[])).unwrap();
         assert_ne!(a, b);
-        assert_eq!(
-            reserve(
-                &paths,
-                &mut hosts,
-                &gateway,
-                &request("a.eth0", "10:66:6a:00:00:05", &[])
-            )
-            .unwrap(),
-            a
-        );
+        assert_eq!(net.reserve(&request("a.eth0", "10:66:6a:00:00:05", &[])).unwrap(), a);
         let written = std::fs::read_to_string(paths.hosts_dir().join("b.eth0")).unwrap();
         assert_eq!(written, format!("10:66:6a:00:01:02,{b},b.eth0\n"));
     }
@@ -232,70 +231,46 @@ mod tests {
     fn host_files_of_an_earlier_run_count_and_a_removed_one_frees_its_address() {
         let (_dir, paths) = scratch();
         // A /30 has one address besides the gateway, held here by an earlier run's file.
-        let gateway = Gateway::parse("10.9.0.1/30").unwrap();
         std::fs::write(paths.hosts_dir().join("old.eth0"), "10:66:6a:00:00:07,10.9.0.2,old\n").unwrap();
-        let mut hosts = HostFiles::load(&paths);
+        let mut net = Network::new(&paths, "10.9.0.1/30");
         let a = request("a.eth0", "10:66:6a:00:00:00", &[]);
-        assert!(reserve(&paths, &mut hosts, &gateway, &a).is_err());
-        assert!(hosts.remove(&paths, "old.eth0"));
+        assert!(net.reserve(&a).is_err());
+        assert!(net.hosts.remove(&paths, "old.eth0"));
         assert!(!paths.hosts_dir().join("old.eth0").exists());
-        assert_eq!(
-            reserve(&paths, &mut hosts, &gateway, &a).unwrap(),
-            Ipv4Addr::new(10, 9, 0, 2)
-        );
+        assert_eq!(net.reserve(&a).unwrap(), Ipv4Addr::new(10, 9, 0, 2));
     }
 
     #[test]
     fn statics_leases_and_the_gateway_are_never_picked() {
         let (_dir, paths) = scratch();
-        let mut hosts = HostFiles::load(&paths);
-        let gateway = Gateway::parse("10.9.0.1/30").unwrap();
+        let mut net = Network::new(&paths, "10.9.0.1/30");
         // A /30 has two hosts: .1 is the gateway, .2 the only one left.
         assert_eq!(
-            reserve(
-                &paths,
-                &mut hosts,
-                &gateway,
-                &request("a.eth0", "10:66:6a:00:00:00", &[])
-            )
-            .unwrap(),
+            net.reserve(&request("a.eth0", "10:66:6a:00:00:00", &[])).unwrap(),
             Ipv4Addr::new(10, 9, 0, 2)
         );
-        let full = reserve(
-            &paths,
-            &mut hosts,
-            &gateway,
-            &request("b.eth0", "10:66:6a:00:00:01", &[]),
-        );
+        let full = net.reserve(&request("b.eth0", "10:66:6a:00:00:01", &[]));
         assert_eq!(
             full.unwrap_err().to_string(),
             "network br0 (10.9.0.0/30) has no free address left for b.eth0"
         );
 
         let (_dir, paths) = scratch();
-        let mut hosts = HostFiles::load(&paths);
-        let gateway = Gateway::parse("10.9.0.1/29").unwrap();
+        let mut net = Network::new(&paths, "10.9.0.1/29");
         std::fs::write(paths.leases(), "1 10:66:6a:99:99:99 10.9.0.2 x *\n").unwrap();
         let statics = [
             Ipv4Addr::new(10, 9, 0, 3),
             Ipv4Addr::new(10, 9, 0, 4),
             Ipv4Addr::new(10, 9, 0, 5),
         ];
-        let picked = reserve(
-            &paths,
-            &mut hosts,
-            &gateway,
-            &request("a.eth0", "10:66:6a:00:00:00", &statics),
-        )
-        .unwrap();
+        let picked = net.reserve(&request("a.eth0", "10:66:6a:00:00:00", &statics)).unwrap();
         assert_eq!(picked, Ipv4Addr::new(10, 9, 0, 6));
     }
 
     #[test]
     fn a_static_address_leased_to_another_mac_is_refused() {
         let (_dir, paths) = scratch();
-        let mut hosts = HostFiles::load(&paths);
-        let gateway = Gateway::parse("10.9.0.1/24").unwrap();
+        let mut net = Network::new(&paths, "10.9.0.1/24");
         let later = crate::time::now_ms() / 1000 + 3600;
         std::fs::write(
             paths.leases(),
@@ -306,28 +281,10 @@ mod tests {
             address: Some(Ipv4Addr::from(address)),
             ..request("b.eth0", mac, &[])
         };
-        let err = reserve(
-            &paths,
-            &mut hosts,
-            &gateway,
-            &wanting([10, 9, 0, 9], "10:66:6a:00:00:01"),
-        )
-        .unwrap_err();
+        let err = net.reserve(&wanting([10, 9, 0, 9], "10:66:6a:00:00:01")).unwrap_err();
         assert_eq!(err.to_string(), "ipv4.address 10.9.0.9 of b.eth0 is leased to web1 now");
         // Its own lease, and one that ran out, are no obstacle.
-        reserve(
-            &paths,
-            &mut hosts,
-            &gateway,
-            &wanting([10, 9, 0, 9], "10:66:6a:00:00:09"),
-        )
-        .unwrap();
-        reserve(
-            &paths,
-            &mut hosts,
-            &gateway,
-            &wanting([10, 9, 0, 8], "10:66:6a:00:00:01"),
-        )
-        .unwrap();
+        net.reserve(&wanting([10, 9, 0, 9], "10:66:6a:00:00:09")).unwrap();
+        net.reserve(&wanting([10, 9, 0, 8], "10:66:6a:00:00:01")).unwrap();
     }
 }

@@ -114,10 +114,10 @@ fn start_in_cgroup(
         }
         if message == b"console" && fds.len() == 1 {
             console = Some(fds.remove(0));
-        } else if let Some(error) = message.strip_prefix(b"error ") {
+        } else if let Some(error) = setup_failure(&message) {
             let _ = waitpid(pid, None);
             *child_pid = None;
-            return Err(RuntimeError::Child(String::from_utf8_lossy(error).into_owned()));
+            return Err(error);
         } else {
             return Err(RuntimeError::Protocol(
                 "unexpected message from the container's setup".into(),
@@ -144,10 +144,16 @@ fn setup_error(ours: BorrowedFd<'_>) -> Option<RuntimeError> {
         if message.is_empty() {
             return None;
         }
-        if let Some(error) = message.strip_prefix(b"error ") {
-            return Some(RuntimeError::Child(String::from_utf8_lossy(error).into_owned()));
+        if let Some(error) = setup_failure(&message) {
+            return Some(error);
         }
     }
+}
+
+/// The setup's "error ..." message as an error.
+fn setup_failure(message: &[u8]) -> Option<RuntimeError> {
+    let error = message.strip_prefix(b"error ")?;
+    Some(RuntimeError::Child(String::from_utf8_lossy(error).into_owned()))
 }
 
 /// Clones the setup process into new namespaces, born in the container's cgroup2
