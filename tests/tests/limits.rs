@@ -239,6 +239,29 @@ fn pause_freezes_every_process_and_resume_thaws_them() {
 }
 
 #[test]
+fn pause_catches_a_process_in_the_middle_of_vfork() {
+    let d = Daemon::start();
+    d.ok(&["launch", "busybox", "c"]);
+    // busybox xargs starts each command with vfork(): pauses land between a vfork and
+    // its exec, where the v1 freezer used to freeze the child and never the parent.
+    d.ok(&[
+        "exec",
+        "c",
+        "--",
+        "sh",
+        "-c",
+        "setsid sh -c 'yes | xargs -n1 /bin/true' >/dev/null 2>&1 </dev/null &",
+    ]);
+    d.ok(&["exec", "c", "--", "pidof", "xargs"]);
+    for _ in 0..30 {
+        d.ok(&["pause", "c"]);
+        assert_eq!(d.state("c"), "PAUSED");
+        d.ok(&["resume", "c"]);
+    }
+    d.ok(&["delete", "--force", "c"]);
+}
+
+#[test]
 fn usage_shows_in_info_and_list_columns() {
     let d = Daemon::start();
     d.ok(&["launch", "busybox", "c"]);

@@ -167,6 +167,56 @@ pub(super) fn read_field(path: &Path, field: &str) -> Option<u64> {
 /// holds it up until it wakes.
 pub(super) const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where the threads of a cgroup (and below) wait, leaving out those parked by the
+/// freezer: what a user needs to see why a pause or snapshot did not freeze. Tasks the
+/// freezer stopped in place (in a freezable sleep) still show their own wait.
+pub(super) fn task_waits(dir: &Path) -> String {
+    let mut waits = Vec::new();
+    for pid in procs_recursive(dir).unwrap_or_default() {
+        let Ok(threads) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for thread in threads.flatten() {
+            let task = thread.path();
+            let read = |file: &str| fs::read_to_string(task.join(file)).unwrap_or_default();
+            let tid = thread.file_name().to_string_lossy().into_owned();
+            waits.extend(task_wait(&tid, read("comm").trim(), &read("stat"), &read("wchan")));
+        }
+    }
+    let shown = waits.len().min(SHOWN_TASKS);
+    let more = waits.len() - shown;
+    let mut text = if waits.is_empty() {
+        "none".to_string()
+    } else {
+        waits[..shown].join(", ")
+    };
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+const SHOWN_TASKS: usize = 8;
+
+/// "TID comm (state, in wchan)", or None for a task parked by the v1 freezer's
+/// refrigerator or the v2 freezer's trap.
+fn task_wait(tid: &str, comm: &str, stat: &str, wchan: &str) -> Option<String> {
+    if ["__refrigerator", "do_freezer_trap"].contains(&wchan) {
+        return None;
+    }
+    // The state follows the comm's closing parenthesis (a comm may hold one too).
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .unwrap_or("?");
+    let wait = if wchan.is_empty() || wchan == "0" {
+        "running".to_string()
+    } else {
+        format!("in {wchan}")
+    };
+    Some(format!("{tid} {comm} ({state}, {wait})"))
+}
+
 /// Polls until `done` or `timeout` has passed.
 pub(super) fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -177,4 +227,24 @@ pub(super) fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> boo
         sleep(Duration::from_millis(1));
     }
     done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_wait;
+
+    #[test]
+    fn a_task_wait_names_the_task_its_state_and_where_it_sleeps() {
+        let stat = "4242 (odd) name) D 1 4242 4242 0 -1 4194560";
+        assert_eq!(
+            task_wait("4242", "odd) name", stat, "kernel_clone").as_deref(),
+            Some("4242 odd) name (D, in kernel_clone)")
+        );
+        assert_eq!(
+            task_wait("7", "yes", "7 (yes) R 1", "0").as_deref(),
+            Some("7 yes (R, running)")
+        );
+        assert_eq!(task_wait("8", "sh", "8 (sh) D 1", "__refrigerator"), None);
+        assert_eq!(task_wait("9", "sh", "9 (sh) S 1", "do_freezer_trap"), None);
+    }
 }

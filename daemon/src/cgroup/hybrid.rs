@@ -4,14 +4,17 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::files::{
     FREEZE_TIMEOUT, chown, kill_unified, mkdir, procs_recursive, read, read_field, read_u64, rmdir_if_unused,
-    rmdir_tree, wait_empty, wait_for, write,
+    rmdir_tree, task_waits, wait_empty, wait_for, write,
 };
 use super::unified::create_delegated;
 use super::{CgroupConfig, CgroupDriver, CgroupError, Limits, Owner, Placement, Result, Usage};
+
+/// How long a freeze waits before it asks the tasks again.
+const REFREEZE_INTERVAL: Duration = Duration::from_millis(20);
 
 pub struct Hybrid {
     unified_parent: PathBuf,
@@ -206,13 +209,22 @@ impl CgroupDriver for Hybrid {
 
     fn freeze(&self, name: &str) -> Result<()> {
         let dir = self.controller_dir("freezer", name)?;
-        write(&dir.join("freezer.state"), "FROZEN")?;
-        if wait_for(FREEZE_TIMEOUT, || self.is_frozen(name)) {
+        let started = Instant::now();
+        let mut frozen = false;
+        while !frozen && started.elapsed() < FREEZE_TIMEOUT {
+            // Each write asks every task once more. Asked only once, a task that was
+            // in vfork() then sleeps there unfrozen for good: its child froze before
+            // it could exec, and the v1 freezer never asks the parent again.
+            write(&dir.join("freezer.state"), "FROZEN")?;
+            frozen = wait_for(REFREEZE_INTERVAL, || self.is_frozen(name));
+        }
+        if frozen {
             Ok(())
         } else {
             // Left as it was, not half frozen and freezing on after the caller gave up.
+            let waits = task_waits(&dir);
             write(&dir.join("freezer.state"), "THAWED")?;
-            Err(CgroupError::NotFrozen(dir))
+            Err(CgroupError::NotFrozen { path: dir, waits })
         }
     }
 

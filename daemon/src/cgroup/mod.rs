@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use files::FREEZE_TIMEOUT;
 pub use hybrid::Hybrid;
 pub use limits::{DEFAULT_CPU_WEIGHT, Limits, Usage};
 pub use unified::Unified;
@@ -30,8 +31,8 @@ pub enum CgroupError {
     Busy(PathBuf),
     #[error("the {controller} cgroup controller is not available for containers on this host")]
     NoController { controller: &'static str },
-    #[error("cgroup {0} did not freeze")]
-    NotFrozen(PathBuf),
+    #[error("cgroup {path} did not freeze within {}s; its tasks wait: {waits}", FREEZE_TIMEOUT.as_secs())]
+    NotFrozen { path: PathBuf, waits: String },
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;

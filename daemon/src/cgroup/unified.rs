@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::files::{
     FREEZE_TIMEOUT, chown, kill_unified, mkdir, procs_recursive, read, read_field, read_u64, rmdir_if_unused,
-    rmdir_tree, wait_empty, wait_for, write,
+    rmdir_tree, task_waits, wait_empty, wait_for, write,
 };
 use super::{CgroupConfig, CgroupDriver, CgroupError, DEFAULT_CPU_WEIGHT, Limits, Owner, Placement, Result, Usage};
 
@@ -137,8 +137,9 @@ impl CgroupDriver for Unified {
             Ok(())
         } else {
             // Left as it was, not half frozen and freezing on after the caller gave up.
+            let waits = task_waits(&dir);
             write(&dir.join("cgroup.freeze"), "0")?;
-            Err(CgroupError::NotFrozen(dir))
+            Err(CgroupError::NotFrozen { path: dir, waits })
         }
     }
 
