@@ -168,15 +168,12 @@ fn limits_change_live_and_apply_at_start() {
 fn pause_freezes_every_process_and_resume_thaws_them() {
     let d = Daemon::start();
     d.ok(&["launch", "busybox", "c"]);
-    // A counter that ticks every 50 ms, in the background of the container.
-    d.ok(&[
-        "exec",
+    // A counter that ticks every 50 ms.
+    run_in_background(
+        &d,
         "c",
-        "--",
-        "sh",
-        "-c",
-        "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done) >/dev/null 2>&1 </dev/null &",
-    ]);
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
+    );
     std::thread::sleep(Duration::from_millis(300));
     let count = || {
         d.ok(&["exec", "c", "--", "cat", "/tmp/count"])
@@ -244,14 +241,7 @@ fn pause_catches_a_process_in_the_middle_of_vfork() {
     d.ok(&["launch", "busybox", "c"]);
     // busybox xargs starts each command with vfork(): pauses land between a vfork and
     // its exec, where the v1 freezer used to freeze the child and never the parent.
-    d.ok(&[
-        "exec",
-        "c",
-        "--",
-        "sh",
-        "-c",
-        "setsid sh -c 'yes | xargs -n1 /bin/true' >/dev/null 2>&1 </dev/null &",
-    ]);
+    run_in_background(&d, "c", "yes | xargs -n1 /bin/true");
     d.ok(&["exec", "c", "--", "pidof", "xargs"]);
     for _ in 0..30 {
         d.ok(&["pause", "c"]);
@@ -259,6 +249,12 @@ fn pause_catches_a_process_in_the_middle_of_vfork() {
         d.ok(&["resume", "c"]);
     }
     d.ok(&["delete", "--force", "c"]);
+}
+
+/// Starts `script` in the container, detached from the exec that starts it.
+fn run_in_background(d: &Daemon, container: &str, script: &str) {
+    let detached = format!("({script}) >/dev/null 2>&1 </dev/null &");
+    d.ok(&["exec", container, "--", "sh", "-c", &detached]);
 }
 
 #[test]
