@@ -237,10 +237,22 @@ fn pause_freezes_every_process_and_resume_thaws_them() {
 
 #[test]
 fn pause_catches_a_process_in_the_middle_of_vfork() {
-    let d = Daemon::start();
+    pause_many_times_while_vforking("auto");
+}
+
+#[test]
+fn pause_on_the_v2_driver_catches_a_process_in_the_middle_of_vfork() {
+    pause_many_times_while_vforking("v2");
+}
+
+/// busybox xargs starts each command with vfork(): pauses land between a vfork and its
+/// exec, where the v1 freezer used to freeze the child and never the parent.
+fn pause_many_times_while_vforking(cgroup_driver: &'static str) {
+    let d = Daemon::start_with(sysc_tests::DaemonOptions {
+        cgroup_driver,
+        ..Default::default()
+    });
     d.ok(&["launch", "busybox", "c"]);
-    // busybox xargs starts each command with vfork(): pauses land between a vfork and
-    // its exec, where the v1 freezer used to freeze the child and never the parent.
     run_in_background(&d, "c", "yes | xargs -n1 /bin/true");
     d.ok(&["exec", "c", "--", "pidof", "xargs"]);
     for _ in 0..30 {
