@@ -221,8 +221,8 @@ impl CgroupDriver for Hybrid {
         if frozen {
             Ok(())
         } else {
-            // Left as it was, not half frozen and freezing on after the caller gave up.
             let waits = task_waits(&dir);
+            // Left as it was, not half frozen and freezing on after the caller gave up.
             write(&dir.join("freezer.state"), "THAWED")?;
             Err(CgroupError::NotFrozen { path: dir, waits })
         }

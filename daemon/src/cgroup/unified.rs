@@ -136,8 +136,8 @@ impl CgroupDriver for Unified {
         }) {
             Ok(())
         } else {
-            // Left as it was, not half frozen and freezing on after the caller gave up.
             let waits = task_waits(&dir);
+            // Left as it was, not half frozen and freezing on after the caller gave up.
             write(&dir.join("cgroup.freeze"), "0")?;
             Err(CgroupError::NotFrozen { path: dir, waits })
         }

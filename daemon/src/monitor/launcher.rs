@@ -12,6 +12,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::ExitCode;
 
+use super::protocol::{Response, encode};
 use crate::runtime::fdpass;
 
 /// The largest spec the launcher takes.
@@ -46,8 +47,8 @@ pub fn serve(socket: OwnedFd, monitor: impl Fn(&[u8]) -> bool) -> ExitCode {
                 std::process::exit(if ok { 0 } else { 1 });
             }
             -1 => {
-                let error = std::io::Error::last_os_error();
-                let _ = nix::unistd::write(&report, format!("error fork a monitor: {error}\n").as_bytes());
+                let message = format!("fork a monitor: {}", std::io::Error::last_os_error());
+                let _ = nix::unistd::write(&report, &encode(&Response::Error { message }));
             }
             _ => {}
         }
