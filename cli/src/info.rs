@@ -104,7 +104,7 @@ fn render(c: &Container, snapshots: &[Snapshot], now: DateTime<Utc>) -> String {
                 .map(format::humanize_duration)
                 .unwrap_or_default(),
         ),
-        ("IPv4", ipv4(&c.ipv4)),
+        ("IPv4", ipv4(&crate::list::labelled_ipv4(c))),
         ("Image", c.image.clone()),
         ("Fingerprint", c.image_fingerprint.clone()),
         ("Pool", c.pool.clone()),
@@ -138,8 +138,8 @@ fn render(c: &Container, snapshots: &[Snapshot], now: DateTime<Utc>) -> String {
     out
 }
 
-/// The addresses a line each, lined up under the first ("10.1.2.3 (eth0)" as the daemon
-/// names them); empty when there are none, for `field` to show a dash.
+/// The addresses a line each, lined up under the first; empty when there are none, for
+/// `field` to show a dash.
 fn ipv4(addresses: &[String]) -> String {
     addresses.join(&format!("\n{:LABEL_WIDTH$}", ""))
 }
@@ -334,7 +334,7 @@ mod tests {
             "{text}"
         );
 
-        container.ipv4.clear();
+        container.ipv4_addresses.clear();
         container.devices.clear();
         let text = render(&container, &[], now());
         assert!(text.contains("IPv4:        -\n"), "{text}");

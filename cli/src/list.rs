@@ -105,7 +105,7 @@ impl Column {
             // in it; CSV keeps the bare state for scripts.
             Column::State if c.privileged && layout == Layout::Table => format!("{} {PRIVILEGED}", state_name(c.state)),
             Column::State => state_name(c.state).to_string(),
-            Column::Ipv4 => layout.join(&c.ipv4),
+            Column::Ipv4 => layout.join(&labelled_ipv4(c)),
             Column::Pid if c.pid == 0 => none(),
             Column::Pid => c.pid.to_string(),
             Column::Image => c.image.clone(),
@@ -188,13 +188,24 @@ pub fn state_name(state: i32) -> &'static str {
         .unwrap_or("UNKNOWN")
 }
 
+/// "10.20.30.5 (eth0)" for each of the container's addresses, as the table and `info`
+/// show them.
+pub fn labelled_ipv4(c: &Container) -> Vec<String> {
+    c.ipv4_addresses
+        .iter()
+        .map(|a| format!("{} ({})", a.address, a.interface))
+        .collect()
+}
+
 /// One container in `list --format json|yaml`; scripts rely on these field names.
 #[derive(Debug, Serialize)]
 pub struct ContainerRecord {
     name: String,
     state: &'static str,
     pid: i64,
+    /// Bare addresses, for scripts to use as they are.
     ipv4: Vec<String>,
+    ipv4_addresses: Vec<AddressRecord>,
     image: String,
     image_fingerprint: String,
     pool: String,
@@ -228,6 +239,13 @@ pub struct ExitRecord {
     signal_name: Option<String>,
     at: Option<String>,
     description: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AddressRecord {
+    interface: String,
+    address: String,
+    prefix_length: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -282,6 +300,15 @@ impl Listing for Container {
             state: state_name(self.state),
             pid: self.pid,
             ipv4: self.ipv4.clone(),
+            ipv4_addresses: self
+                .ipv4_addresses
+                .iter()
+                .map(|a| AddressRecord {
+                    interface: a.interface.clone(),
+                    address: a.address.clone(),
+                    prefix_length: a.prefix_length,
+                })
+                .collect(),
             image: self.image.clone(),
             image_fingerprint: self.image_fingerprint.clone(),
             pool: self.pool.clone(),
@@ -311,13 +338,23 @@ impl Listing for Container {
 pub(crate) mod tests {
     use super::*;
     use sysc_proto::Timestamp;
+    use sysc_proto::v1::InterfaceAddress;
+
+    fn address(interface: &str, address: &str, prefix_length: u32) -> InterfaceAddress {
+        InterfaceAddress {
+            interface: interface.into(),
+            address: address.into(),
+            prefix_length,
+        }
+    }
 
     pub fn sample_container() -> Container {
         Container {
             name: "web1".into(),
             state: ContainerState::Running as i32,
             pid: 4242,
-            ipv4: vec!["10.0.3.15 (eth0)".into(), "192.168.1.7 (eth1)".into()],
+            ipv4: vec!["10.0.3.15".into(), "192.168.1.7".into()],
+            ipv4_addresses: vec![address("eth0", "10.0.3.15", 24), address("eth1", "192.168.1.7", 16)],
             image: "debian/bookworm (3f2a9c1d8e7b)".into(),
             image_fingerprint: "3f2a9c1d8e7b00112233".into(),
             created_at: Some(Timestamp {
@@ -382,9 +419,10 @@ pub(crate) mod tests {
         assert_eq!(json["name"], "web1");
         assert_eq!(json["state"], "RUNNING");
         assert_eq!(json["pid"], 4242);
+        assert_eq!(json["ipv4"], serde_json::json!(["10.0.3.15", "192.168.1.7"]));
         assert_eq!(
-            json["ipv4"],
-            serde_json::json!(["10.0.3.15 (eth0)", "192.168.1.7 (eth1)"])
+            json["ipv4_addresses"][1],
+            serde_json::json!({"interface": "eth1", "address": "192.168.1.7", "prefix_length": 16})
         );
         assert_eq!(json["image_fingerprint"], "3f2a9c1d8e7b00112233");
         assert_eq!(json["pool"], "default");
@@ -457,6 +495,7 @@ pub(crate) mod tests {
         assert_eq!(json["usage"], serde_json::Value::Null);
 
         container.ipv4.clear();
+        container.ipv4_addresses.clear();
         assert_eq!(container.cells(Layout::Table)[2..4], ["-", "-"]);
         assert_eq!(container.cells(Layout::Csv)[2..4], ["", ""]);
     }
@@ -570,7 +609,7 @@ pub(crate) mod tests {
         let table = render(OutputFormat::Table);
         assert!(table.contains("PROCESSES") && !table.contains("IPV4"), "{table}");
         let json: serde_json::Value = serde_json::from_str(&render(OutputFormat::Json)).unwrap();
-        assert_eq!(json[0]["ipv4"][0], "10.0.3.15 (eth0)");
+        assert_eq!(json[0]["ipv4"][0], "10.0.3.15");
         assert_eq!(json[0]["usage"]["processes"], 7);
     }
 

@@ -13,8 +13,7 @@ use sysc_tests::{Daemon, wait_until};
 fn wait_for_address(d: &Daemon, name: &str) -> Ipv4Addr {
     let found = wait_until(Duration::from_secs(15), || {
         let c = d.container(name);
-        let first = c["ipv4"].as_array()?.first()?.as_str()?.to_string();
-        first.split(' ').next()?.parse::<Ipv4Addr>().ok()
+        c["ipv4"].as_array()?.first()?.as_str()?.parse::<Ipv4Addr>().ok()
     });
     found.unwrap_or_else(|| panic!("{name} got no IPv4 address:\n{}", d.log()))
 }
@@ -270,18 +269,28 @@ fn more_networks_static_addresses_and_no_network() {
         &format!("ipv4.address={wanted}"),
     ]);
     d.ok(&["start", "two"]);
-    let both = wait_until(Duration::from_secs(15), || {
-        let addresses: Vec<String> = d.container("two")["ipv4"]
-            .as_array()?
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-        (addresses.len() == 2).then_some(addresses)
+    let two = wait_until(Duration::from_secs(15), || {
+        let c = d.container("two");
+        (c["ipv4"].as_array()?.len() == 2).then_some(c)
     })
     .unwrap_or_else(|| panic!("two addresses: {}", d.container("two")));
-    assert!(both.contains(&format!("{wanted} (eth0)")), "{both:?}");
-    let eth1: Ipv4Addr = both[1].split(' ').next().unwrap().parse().unwrap();
-    assert!(same_subnet(eth1, gw2, prefix2), "{both:?}");
+    // Bare addresses for scripts, and each with its interface and prefix, by interface.
+    let eth1: Ipv4Addr = two["ipv4"][1].as_str().unwrap().parse().unwrap();
+    assert!(same_subnet(eth1, gw2, prefix2), "{two}");
+    assert_eq!(two["ipv4"][0], wanted.to_string(), "{two}");
+    assert_eq!(
+        two["ipv4_addresses"],
+        serde_json::json!([
+            {"interface": "eth0", "address": wanted.to_string(), "prefix_length": prefix1},
+            {"interface": "eth1", "address": eth1.to_string(), "prefix_length": prefix2},
+        ]),
+        "{two}"
+    );
+    let listed = d.ok(&["list", "--format", "csv", "--columns", "n4"]);
+    assert!(
+        listed.contains(&format!("two,{wanted} (eth0) {eth1} (eth1)\n")),
+        "{listed}"
+    );
 
     // A copy is another machine on the network: its own MAC. A restored snapshot
     // taken before a nic was added keeps the nic's MAC.

@@ -8,6 +8,7 @@ use crate::containers::{ContainerView, Live};
 use crate::db::ImageRecord;
 use crate::images::Template;
 use crate::monitor::protocol::ExitRecord;
+use crate::network::addresses::InterfaceAddress;
 use crate::runtime::signals;
 
 /// A client's window size; 0 or missing dimensions mean the classic 24×80.
@@ -60,7 +61,8 @@ pub fn container(view: ContainerView) -> pb::Container {
         name: record.name.clone(),
         state: state as i32,
         pid: i64::from(pid),
-        ipv4: view.ipv4.clone(),
+        ipv4: view.ipv4.iter().map(|a| a.address.to_string()).collect(),
+        ipv4_addresses: view.ipv4.iter().map(interface_address).collect(),
         image: record.image.label(),
         image_fingerprint: record.image.fingerprint.clone(),
         created_at: timestamp(record.created_at_ms),
@@ -98,6 +100,14 @@ pub fn container(view: ContainerView) -> pb::Container {
                 )
             })
             .collect(),
+    }
+}
+
+fn interface_address(address: &InterfaceAddress) -> pb::InterfaceAddress {
+    pb::InterfaceAddress {
+        interface: address.interface.clone(),
+        address: address.address.to_string(),
+        prefix_length: address.prefix_length,
     }
 }
 

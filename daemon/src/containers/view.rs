@@ -8,6 +8,7 @@ use crate::cgroup::Usage;
 use crate::db::ContainerRecord;
 use crate::error::Result;
 use crate::monitor::protocol::{ExitRecord, Request, Response};
+use crate::network::addresses::InterfaceAddress;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Live {
@@ -37,8 +38,8 @@ pub struct ContainerView {
     pub backup_file: PathBuf,
     pub console_log: PathBuf,
     pub snapshot_count: usize,
-    /// "10.20.30.5 (eth0)" for each address the running container has.
-    pub ipv4: Vec<String>,
+    /// The addresses the running container has.
+    pub ipv4: Vec<InterfaceAddress>,
 }
 
 impl Manager {
@@ -82,7 +83,13 @@ impl Manager {
         self.view_from(record, live, None, Vec::new())
     }
 
-    fn view_from(&self, record: ContainerRecord, live: Live, usage: Option<Usage>, ipv4: Vec<String>) -> ContainerView {
+    fn view_from(
+        &self,
+        record: ContainerRecord,
+        live: Live,
+        usage: Option<Usage>,
+        ipv4: Vec<InterfaceAddress>,
+    ) -> ContainerView {
         let pending = std::fs::read(self.settings.exit_record(&record.name))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());

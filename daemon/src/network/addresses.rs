@@ -4,9 +4,17 @@
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 
-/// "10.20.30.5 (eth0)" for each address on a link other than lo; empty when the
-/// namespace can't be entered (the container just stopped).
-pub async fn of_container(init_pid: i32) -> Vec<String> {
+/// An IPv4 address on one of a container's interfaces.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InterfaceAddress {
+    pub interface: String,
+    pub address: Ipv4Addr,
+    pub prefix_length: u32,
+}
+
+/// Each address on a link other than lo, sorted by interface; empty when the namespace
+/// can't be entered (the container just stopped).
+pub async fn of_container(init_pid: i32) -> Vec<InterfaceAddress> {
     let (send, receive) = tokio::sync::oneshot::channel();
     // A thread of its own: setns(2) moves only the calling thread, which then ends,
     // so no pooled thread is ever left in a container's namespace.
@@ -21,23 +29,22 @@ pub async fn of_container(init_pid: i32) -> Vec<String> {
     receive.await.unwrap_or_default()
 }
 
-fn read(init_pid: i32) -> Option<Vec<String>> {
+fn read(init_pid: i32) -> Option<Vec<InterfaceAddress>> {
     let netns: OwnedFd = std::fs::File::open(format!("/proc/{init_pid}/ns/net")).ok()?.into();
     nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
-    let mut found: Vec<(String, Ipv4Addr)> = nix::ifaddrs::getifaddrs()
+    let mut found: Vec<InterfaceAddress> = nix::ifaddrs::getifaddrs()
         .ok()?
         .filter(|ifa| ifa.interface_name != "lo")
         .filter_map(|ifa| {
-            let address = ifa.address?;
-            let v4 = address.as_sockaddr_in()?;
-            Some((ifa.interface_name, v4.ip()))
+            let address = ifa.address?.as_sockaddr_in()?.ip();
+            let netmask = ifa.netmask.and_then(|mask| mask.as_sockaddr_in().map(|m| m.ip()));
+            Some(InterfaceAddress {
+                interface: ifa.interface_name,
+                address,
+                prefix_length: netmask.map_or(32, |mask| u32::from(mask).count_ones()),
+            })
         })
         .collect();
     found.sort();
-    Some(
-        found
-            .into_iter()
-            .map(|(interface, address)| format!("{address} ({interface})"))
-            .collect(),
-    )
+    Some(found)
 }

@@ -214,16 +214,16 @@ impl Sysc {
         start
     }
 
-    /// sysc name → its `ipv4` in `sysc list` ("10.53.250.12 (eth0)"), for every container.
+    /// sysc name → its addresses in `sysc list` ("10.53.250.12 (eth0)"), for every container.
     pub fn ipv4(&self) -> Result<HashMap<String, Vec<String>>> {
         Ok(self
             .containers()?
             .iter()
             .filter_map(|c| {
-                let addresses = c["ipv4"]
+                let addresses = c["ipv4_addresses"]
                     .as_array()?
                     .iter()
-                    .filter_map(|a| a.as_str().map(String::from));
+                    .filter_map(|a| Some(format!("{} ({})", a["address"].as_str()?, a["interface"].as_str()?)));
                 Some((c["name"].as_str()?.to_string(), addresses.collect()))
             })
             .collect())
