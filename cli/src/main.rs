@@ -156,10 +156,10 @@ enum Command {
     /// List containers
     #[command(visible_alias = "ls")]
     List(ListArgs),
-    /// Show one container in detail, or the daemon and its host
-    #[command(group(ArgGroup::new("subject").required(true).args(["name", "host"])))]
+    /// Show one container in detail, or (without one, as in Incus) the daemon and its host
+    #[command(group(ArgGroup::new("subject").args(["name", "host"])))]
     Info {
-        /// Container to show; REMOTE: alone shows that remote's daemon and host
+        /// Container to show; without it, or with REMOTE: alone, the daemon and its host
         #[arg(value_name = "[REMOTE:]NAME")]
         name: Option<String>,
         /// Show the daemon and its host instead: version, kernel, cgroups, storage, CPUs, memory
@@ -922,7 +922,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List(args) => list::show(daemon?, args.format.format, &args.columns).await,
         Command::Info { name: Some(name), .. } if !name.is_empty() => info::show(daemon?, name).await,
-        // `info --host`, or `info REMOTE:`.
+        // `info`, `info --host`, or `info REMOTE:`.
         Command::Info { .. } => info::show_host(daemon?).await,
         // check_usage has refused arguments these cannot take.
         Command::Config { command } => match command {
@@ -1442,7 +1442,7 @@ mod tests {
     }
 
     #[test]
-    fn info_wants_a_name_or_host_but_not_both() {
+    fn info_takes_a_name_or_shows_the_host_but_not_both() {
         assert!(matches!(
             parse(&["sysc", "info", "web1"]).unwrap().command,
             Command::Info {
@@ -1454,10 +1454,13 @@ mod tests {
             parse(&["sysc", "info", "--host"]).unwrap().command,
             Command::Info { name: None, host: true }
         ));
-        assert_eq!(
-            parse(&["sysc", "info"]).err().map(|err| err.kind()),
-            Some(clap::error::ErrorKind::MissingRequiredArgument)
-        );
+        assert!(matches!(
+            parse(&["sysc", "info"]).unwrap().command,
+            Command::Info {
+                name: None,
+                host: false
+            }
+        ));
         assert_eq!(
             parse(&["sysc", "info", "web1", "--host"]).err().map(|err| err.kind()),
             Some(clap::error::ErrorKind::ArgumentConflict)
