@@ -106,14 +106,8 @@ pub async fn get(channel: Channel, name: String, key: String) -> anyhow::Result<
     let config = fetch_config(channel.clone(), name).await?;
     let value = match config.get(&key) {
         Some(value) => value.as_str(),
-        None if key.starts_with("volatile.") => "",
-        None => {
-            let registry = registry(channel).await?;
-            if !in_registry(&registry, &key) {
-                bail!("unknown config key {key} (`sysc config keys` lists them)");
-            }
-            ""
-        }
+        None if is_known_key(channel, &key).await? => "",
+        None => bail!("unknown config key {key} (`sysc config keys` lists them)"),
     };
     format::print(&format!("{value}\n"))?;
     Ok(())
@@ -131,6 +125,11 @@ fn in_registry(registry: &[ConfigKey], key: &str) -> bool {
             .and_then(|rest| rest.strip_suffix(after))
             .is_some_and(|name| !name.is_empty() && !name.contains('.')),
     })
+}
+
+/// Whether `key` is a config key a container may hold, the daemon's volatile.* included.
+pub async fn is_known_key(channel: Channel, key: &str) -> anyhow::Result<bool> {
+    Ok(key.starts_with("volatile.") || in_registry(&registry(channel).await?, key))
 }
 
 async fn registry(channel: Channel) -> anyhow::Result<Vec<ConfigKey>> {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::bail;
 use serde::Serialize;
 use sysc_proto::v1::containers_client::ContainersClient;
 use sysc_proto::v1::{Container, ContainerState, ExitStatus, ListRequest, Paths, Usage};
@@ -9,12 +10,24 @@ use tonic::transport::Channel;
 
 use crate::connect::rpc_error;
 use crate::format::{self, Layout, Listing, OutputFormat};
+use crate::list_filter::{self, Filter};
 
 /// The table and CSV columns when `--columns` is not given: NAME STATE IPV4 PID IMAGE CREATED.
 pub const DEFAULT_COLUMNS: &str = "ns4pfc";
 
-pub async fn show(channel: Channel, format: OutputFormat, columns: &Columns) -> anyhow::Result<()> {
-    let containers = fetch(channel).await?;
+pub async fn show(channel: Channel, filters: &[String], format: OutputFormat, columns: &Columns) -> anyhow::Result<()> {
+    let filters = filters
+        .iter()
+        .map(|arg| Filter::parse(arg))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    for key in filters.iter().filter_map(Filter::config_key) {
+        if !crate::config::is_known_key(channel.clone(), key).await? {
+            bail!(list_filter::unknown_key(key));
+        }
+    }
+    let mut containers = fetch(channel).await?;
+    containers.retain(|c| filters.iter().all(|filter| filter.matches(c)));
     let header: Vec<&str> = columns.0.iter().map(|column| column.header()).collect();
     let text = format::render_columns(&containers, format, &header, |container, layout| {
         columns.0.iter().map(|column| column.cell(container, layout)).collect()

@@ -20,6 +20,7 @@ mod interrupt;
 mod landing;
 mod lifecycle;
 mod list;
+mod list_filter;
 mod monitor;
 mod network;
 mod operation;
@@ -834,6 +835,11 @@ struct ListArgs {
     /// The remote whose containers to list [default: the default remote]
     #[arg(value_name = "REMOTE:")]
     remote: Option<String>,
+    /// Keep only the containers that match: a name prefix (web), or KEY=VALUE with state
+    /// (or status), name, image (the start of its name or fingerprint), pool, or a config
+    /// key (boot.autostart=true; KEY= for one not set). Several must all match
+    #[arg(value_name = "FILTER")]
+    filters: Vec<String>,
     #[command(flatten)]
     format: FormatArgs,
     /// Columns of the table and CSV, a letter each: n NAME, s STATE, 4 IPV4, p PID,
@@ -920,7 +926,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => copy::move_within(from, args.into()).await,
             }
         }
-        Command::List(args) => list::show(daemon?, args.format.format, &args.columns).await,
+        Command::List(args) => list::show(daemon?, &args.filters, args.format.format, &args.columns).await,
         Command::Info { name: Some(name), .. } if !name.is_empty() => info::show(daemon?, name).await,
         // `info`, `info --host`, or `info REMOTE:`.
         Command::Info { .. } => info::show_host(daemon?).await,

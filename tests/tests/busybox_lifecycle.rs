@@ -131,6 +131,27 @@ fn list_formats_and_info() {
     let yaml = d.ok(&["list", "--format", "yaml"]);
     assert!(yaml.contains("name: b1"), "{yaml}");
 
+    // Filters, as in `incus list`: a name prefix, fields and config keys, all must hold.
+    d.ok(&["config", "set", "b2", "boot.autostart", "true"]);
+    d.ok(&["create", "busybox", "other"]);
+    let names = |filters: &[&str]| {
+        let args = [&["list", "--format", "csv", "--columns", "n"][..], filters].concat();
+        d.ok(&args).lines().skip(1).map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&["b"]), ["b1", "b2"]);
+    assert_eq!(names(&["state=stopped"]), ["b2", "other"]);
+    assert_eq!(names(&["b", "status=STOPPED"]), ["b2"]);
+    assert_eq!(names(&["boot.autostart=true"]), ["b2"]);
+    assert_eq!(names(&["boot.autostart="]), ["b1", "other"]);
+    assert_eq!(names(&["image=busybox", "name=other"]), ["other"]);
+    assert!(names(&["nomatch"]).is_empty());
+    assert!(d.fails(&["list", "state=asleep"]).contains("no such state"));
+    assert!(
+        d.fails(&["list", "boot.autostrt=true"])
+            .contains("unknown list filter key boot.autostrt")
+    );
+    d.ok(&["delete", "other"]);
+
     let info = d.ok(&["info", "b1"]);
     let pid = d.init_pid("b1").to_string();
     for expected in ["b1", "RUNNING", &pid, "busybox", "rootfs", "console.log", "backup.yaml"] {

@@ -216,7 +216,13 @@ fn visit(command: &mut Command, r: &mut Router) -> Result<(), RouteError> {
             r.name(&mut args.name)?;
             r.destination(&mut args.destination)
         }
-        Command::List(args) => r.remote(&args.remote),
+        Command::List(args) => {
+            // `sysc list web`: a first word that names no remote is the first filter.
+            if let Some(first) = args.remote.take_if(|first| !first.contains(':') || first.contains('=')) {
+                args.filters.insert(0, first);
+            }
+            r.remote(&args.remote)
+        }
         // `info REMOTE:` is that remote's host.
         Command::Info { name, .. } => match name {
             Some(name) => r.subject(name),
@@ -366,6 +372,28 @@ mod tests {
     }
 
     #[test]
+    fn list_takes_a_remote_then_filters() {
+        let filters = |args: &[&str]| {
+            let (remote, command) = routed(args, "local").unwrap();
+            let Command::List(list) = command else { panic!() };
+            (remote, list.filters)
+        };
+        assert_eq!(
+            filters(&["sysc", "list", "h1:", "web"]),
+            ("h1".into(), vec!["web".into()])
+        );
+        // A first word that names no remote is a filter.
+        assert_eq!(
+            filters(&["sysc", "list", "web", "state=running"]),
+            ("local".into(), vec!["web".into(), "state=running".into()])
+        );
+        assert_eq!(
+            filters(&["sysc", "list", "volatile.eth0.hwaddr=10:66:6a:00:00:01"]),
+            ("local".into(), vec!["volatile.eth0.hwaddr=10:66:6a:00:00:01".into()])
+        );
+    }
+
+    #[test]
     fn bad_prefixes_are_named() {
         assert_eq!(
             remote_of(&["sysc", "start", ":a"]),
@@ -374,10 +402,6 @@ mod tests {
         assert_eq!(
             remote_of(&["sysc", "start", "h1:"]),
             Err(RouteError::NoName("h1:".into()))
-        );
-        assert_eq!(
-            remote_of(&["sysc", "list", "h1"]),
-            Err(RouteError::NotRemote("h1".into()))
         );
         assert_eq!(
             remote_of(&["sysc", "list", "h1:web1"]),
