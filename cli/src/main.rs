@@ -397,7 +397,7 @@ enum ConfigCommand {
         #[arg(value_name = "REMOTE:")]
         remote: Option<String>,
         /// Output format; markdown is a GitHub table, as in the README
-        #[arg(long, value_enum, default_value_t = KeysFormat::Table)]
+        #[arg(short, long, value_enum, default_value_t = KeysFormat::Table)]
         format: KeysFormat,
     },
     /// Which clients the server trusts over TLS, and tokens for new ones to enrol with
@@ -816,7 +816,7 @@ struct ShutdownArgs {
 #[derive(Args)]
 struct FormatArgs {
     /// Output format
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
 }
 
@@ -1438,10 +1438,11 @@ mod tests {
             panic!("parsed as another command")
         };
         assert_eq!(args.columns, list::parse_columns("ns4pfc").unwrap());
-        let Command::List(args) = parse(&["sysc", "ls", "-c", "nmu", "--format", "csv"]).unwrap().command else {
+        let Command::List(args) = parse(&["sysc", "ls", "-c", "nmu", "-f", "csv"]).unwrap().command else {
             panic!("parsed as another command")
         };
         assert_eq!(args.columns.0.len(), 3);
+        assert!(matches!(args.format.format, OutputFormat::Csv));
         let err = parse(&["sysc", "list", "--columns", "nsz"]).err().unwrap();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         assert!(err.to_string().contains("unknown column letter 'z'"), "{err}");
