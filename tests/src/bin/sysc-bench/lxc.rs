@@ -79,7 +79,13 @@ impl Lxc {
         };
         match backing {
             Backing::Btrfs => lxc.mount_pool()?,
-            Backing::Dir => fs::create_dir(&lxc.lxcpath)?,
+            Backing::Dir => {
+                // lxc-copy copies a dir rootfs with rsync and fails without a word when
+                // it is missing.
+                run(Command::new("rsync").arg("--version"))
+                    .context("LXC on dir needs rsync to copy a rootfs (apt install rsync)")?;
+                fs::create_dir(&lxc.lxcpath)?
+            }
         }
         Ok(lxc)
     }
