@@ -129,7 +129,22 @@ fn in_registry(registry: &[ConfigKey], key: &str) -> bool {
 
 /// Whether `key` is a config key a container may hold, the daemon's volatile.* included.
 pub async fn is_known_key(channel: Channel, key: &str) -> anyhow::Result<bool> {
-    Ok(key.starts_with("volatile.") || in_registry(&registry(channel).await?, key))
+    Ok(first_unknown_key(channel, &[key]).await?.is_none())
+}
+
+/// The first of `keys` that is no config key a container may hold, if any; asks the
+/// daemon for its registry at most once.
+pub async fn first_unknown_key<'a>(channel: Channel, keys: &[&'a str]) -> anyhow::Result<Option<&'a str>> {
+    let mut keys = keys
+        .iter()
+        .copied()
+        .filter(|key| !key.starts_with("volatile."))
+        .peekable();
+    if keys.peek().is_none() {
+        return Ok(None);
+    }
+    let registry = registry(channel).await?;
+    Ok(keys.find(|key| !in_registry(&registry, key)))
 }
 
 async fn registry(channel: Channel) -> anyhow::Result<Vec<ConfigKey>> {

@@ -21,10 +21,9 @@ pub async fn show(channel: Channel, filters: &[String], format: OutputFormat, co
         .map(|arg| Filter::parse(arg))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    for key in filters.iter().filter_map(Filter::config_key) {
-        if !crate::config::is_known_key(channel.clone(), key).await? {
-            bail!(list_filter::unknown_key(key));
-        }
+    let keys: Vec<&str> = filters.iter().filter_map(Filter::config_key).collect();
+    if let Some(key) = crate::config::first_unknown_key(channel.clone(), &keys).await? {
+        bail!(list_filter::unknown_key(key));
     }
     let mut containers = fetch(channel).await?;
     containers.retain(|c| filters.iter().all(|filter| filter.matches(c)));
